@@ -1,0 +1,181 @@
+"""Settings, read when used through one object: ``from activity_audit.conf import conf``.
+
+Every property reads ``django.conf.settings`` on access, so ``override_settings``
+works and nothing is written back into settings. Names of earlier releases are
+honoured where the new ``AUDIT_*`` name is not set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, Final
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from activity_audit.redaction import DEFAULT_REDACT_HEADERS, DEFAULT_REDACT_KEYS, Redactor
+
+__all__ = ["conf"]
+
+_MISSING: Any = object()
+
+DEFAULT_UNREGISTERED_URLS: Final = [r"^/admin/", r"^/static/", r"^/favicon\.ico"]
+DEFAULT_MASKED_FIELDS_PATTERN: Final = r"(?i)pass(word|wd)?$|secret|token|ssn|api.?key|cvv"
+DEFAULT_USER_INFO_CANDIDATES: Final = ("email", "first_name", "last_name", "title", "middle_name")
+#: Django's bookkeeping models: never audited unless listed in AUDIT_MODELS_INCLUDE.
+DEFAULT_MODELS_EXCLUDE: Final = (
+    "sessions",
+    "contenttypes",
+    "auth.Permission",
+    "migrations",
+    "admin.LogEntry",
+)
+
+
+def _get(name: str, default: Any, *old_names: str) -> Any:
+    value = getattr(settings, name, _MISSING)
+    if value is not _MISSING:
+        return value
+    for old in old_names:
+        value = getattr(settings, old, _MISSING)
+        if value is not _MISSING:
+            return value
+    return default
+
+
+@lru_cache(maxsize=16)
+def _build_redactor(path: str | None, key_pattern: str, headers: tuple[str, ...]) -> Redactor:
+    cls: type[Redactor] = import_string(path) if path else Redactor
+    return cls(key_pattern=key_pattern, headers=headers)
+
+
+class Settings:
+    """One typed property per setting. See the README's settings table."""
+
+    # -- general -----------------------------------------------------------
+    @property
+    def service_name(self) -> str:
+        return str(_get("AUDIT_SERVICE_NAME", "django"))
+
+    @property
+    def log_unchanged_updates(self) -> bool:
+        return bool(_get("AUDIT_LOG_UNCHANGED_UPDATES", True))
+
+    @property
+    def user_info_fields(self) -> Sequence[str] | None:
+        """None means: those of email, first_name, last_name, title, middle_name that exist."""
+        value: Sequence[str] | None = _get("AUDIT_USER_INFO_FIELDS", None)
+        return value
+
+    # -- model selection ---------------------------------------------------
+    @property
+    def models_include(self) -> Sequence[str] | None:
+        value: Sequence[str] | None = _get("AUDIT_MODELS_INCLUDE", None)
+        return value
+
+    @property
+    def models_exclude(self) -> Sequence[str]:
+        value: Sequence[str] = _get("AUDIT_MODELS_EXCLUDE", ())
+        return value
+
+    @property
+    def excluded_fields(self) -> dict[str, Sequence[str]]:
+        value: dict[str, Sequence[str]] = _get("AUDIT_EXCLUDED_FIELDS", {})
+        return value
+
+    @property
+    def masked_fields(self) -> dict[str, Sequence[str]]:
+        value: dict[str, Sequence[str]] = _get("AUDIT_MASKED_FIELDS", {})
+        return value
+
+    @property
+    def masked_fields_pattern(self) -> str:
+        return str(_get("AUDIT_MASKED_FIELDS_PATTERN", DEFAULT_MASKED_FIELDS_PATTERN))
+
+    @property
+    def read_models(self) -> Sequence[str]:
+        value: Sequence[str] = _get("AUDIT_READ_MODELS", ())
+        return value
+
+    @property
+    def read_max_ids(self) -> int:
+        return int(_get("AUDIT_READ_MAX_IDS", 1000))
+
+    # -- requests ----------------------------------------------------------
+    @property
+    def registered_urls(self) -> Sequence[str]:
+        """Regexes of paths to log; empty means every path not unregistered."""
+        value: Sequence[str] = _get("AUDIT_REGISTERED_URLS", ())
+        return value
+
+    @property
+    def unregistered_urls(self) -> list[str]:
+        default = _get("AUDIT_UNREGISTERED_URLS_DEFAULT", DEFAULT_UNREGISTERED_URLS)
+        extra = _get("AUDIT_UNREGISTERED_URLS_EXTRA", ())
+        return [*default, *extra]
+
+    @property
+    def log_methods(self) -> Sequence[str] | None:
+        value: Sequence[str] | None = _get("AUDIT_LOG_METHODS", None)
+        return value
+
+    @property
+    def log_status_codes(self) -> Sequence[int] | None:
+        value: Sequence[int] | None = _get("AUDIT_LOG_STATUS_CODES", None)
+        return value
+
+    @property
+    def request_id_header(self) -> str:
+        return str(_get("AUDIT_REQUEST_ID_HEADER", "X-Request-ID"))
+
+    @property
+    def trusted_proxies(self) -> Sequence[str]:
+        value: Sequence[str] = _get("AUDIT_TRUSTED_PROXIES", ())
+        return value
+
+    @property
+    def client_ip_header(self) -> str:
+        return str(_get("AUDIT_CLIENT_IP_HEADER", "X-Forwarded-For"))
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(_get("AUDIT_MAX_BODY_BYTES", 64 * 1024))
+
+    # -- redaction ---------------------------------------------------------
+    @property
+    def redact_keys(self) -> str:
+        return str(_get("AUDIT_REDACT_KEYS", DEFAULT_REDACT_KEYS))
+
+    @property
+    def redact_headers(self) -> tuple[str, ...]:
+        extra = _get("AUDIT_REDACT_HEADERS", ())
+        return tuple(sorted({*DEFAULT_REDACT_HEADERS, *(h.lower() for h in extra)}))
+
+    @property
+    def redactor_class(self) -> str | None:
+        value: str | None = _get("AUDIT_REDACTOR", None)
+        return value
+
+    @property
+    def redactor(self) -> Redactor:
+        """The configured redactor instance (cached per configuration)."""
+        return _build_redactor(self.redactor_class, self.redact_keys, self.redact_headers)
+
+    # -- outbound calls ----------------------------------------------------
+    @property
+    def log_external_requests(self) -> bool:
+        return bool(_get("AUDIT_LOG_EXTERNAL_REQUESTS", True, "SHOULD_LOG_EXTERNAL_REQUESTS"))
+
+    @property
+    def outbound_request_id_header(self) -> str:
+        return str(_get("AUDIT_OUTBOUND_REQUEST_ID_HEADER", "X-Request-ID"))
+
+    # -- delivery ----------------------------------------------------------
+    @property
+    def integrity_key(self) -> str | bytes | None:
+        value: str | bytes | None = _get("AUDIT_INTEGRITY_KEY", None)
+        return value
+
+
+conf = Settings()

@@ -1,0 +1,210 @@
+"""Who is acting, in which request: the audit context.
+
+One :class:`contextvars.ContextVar` holds an immutable :class:`AuditScope`.
+Entering a scope merges into the current one and is undone by token in
+``finally``, so nothing leaks between requests, threads or asyncio tasks.
+
+The middleware binds a scope per request; ``audit_context`` does the same for
+Celery tasks, management commands and scripts::
+
+    with audit_context(actor=user, reason="nightly import"):
+        ...
+
+    @audit_context(actor="cron")
+    def job(): ...
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType, TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from activity_audit.schema import DIAGNOSTIC_LOGGER
+
+__all__ = [
+    "AuditScope",
+    "ScopeState",
+    "add_scope_end_hook",
+    "audit_context",
+    "bind",
+    "current_actor",
+    "get_scope",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+class ScopeState:
+    """Mutable state shared by a scope and the scopes nested inside it.
+
+    Created by the outermost scope; holds what is collected over the scope's
+    lifetime (the READ accumulator) and is handed to the end hooks.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditScope:
+    """The current audit context. Immutable; nested scopes make merged copies."""
+
+    #: The acting user (a user instance, an id, or any label such as ``"cron"``).
+    actor: Any = None
+    #: Called when an event is built and ``actor`` is None: resolves the actor late,
+    #: after authentication has run (DRF authenticates inside the view).
+    actor_resolver: Callable[[], Any] | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    #: The incoming W3C ``traceparent``, propagated on outbound calls.
+    traceparent: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY_EXTRA)
+    state: ScopeState | None = None
+
+    def merged(self, **changes: Any) -> AuditScope:
+        extra = changes.pop("extra", None)
+        scope = replace(self, **changes) if changes else self
+        if extra:
+            scope = replace(scope, extra=MappingProxyType({**self.extra, **extra}))
+        return scope
+
+
+_EMPTY = AuditScope()
+_scope: contextvars.ContextVar[AuditScope] = contextvars.ContextVar(
+    "activity_audit_scope", default=_EMPTY
+)
+_end_hooks: list[Callable[[AuditScope], None]] = []
+_UNSET: Any = object()
+
+
+def get_scope() -> AuditScope:
+    """The current :class:`AuditScope` (an empty one outside any context)."""
+    return _scope.get()
+
+
+def current_actor() -> Any:
+    """The actor of the current scope, resolving a late resolver if needed."""
+    scope = _scope.get()
+    if scope.actor is not None:
+        return scope.actor
+    if scope.actor_resolver is not None:
+        try:
+            return scope.actor_resolver()
+        except Exception:
+            logging.getLogger(DIAGNOSTIC_LOGGER).exception("audit actor resolver failed")
+    return None
+
+
+def add_scope_end_hook(hook: Callable[[AuditScope], None]) -> None:
+    """Call ``hook(scope)`` when an outermost scope ends (idempotent)."""
+    if hook not in _end_hooks:
+        _end_hooks.append(hook)
+
+
+def _run_end_hooks(scope: AuditScope) -> None:
+    for hook in list(_end_hooks):
+        try:
+            hook(scope)
+        except Exception:
+            logging.getLogger(DIAGNOSTIC_LOGGER).exception("audit scope end hook failed")
+
+
+@contextmanager
+def bind(**values: Any) -> Iterator[AuditScope]:
+    """Merge ``values`` into the current scope for the ``with`` block.
+
+    Keyword names are :class:`AuditScope` fields; ``extra`` is merged key by key.
+    The outermost scope creates the shared :class:`ScopeState` and runs the end
+    hooks when it closes.
+    """
+    current = _scope.get()
+    outermost = current.state is None
+    if outermost:
+        values["state"] = ScopeState()
+    scope = current.merged(**values)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        try:
+            if outermost:
+                _run_end_hooks(scope)
+        finally:
+            _scope.reset(token)
+
+
+class audit_context:  # noqa: N801 - reads as a function, like contextlib's helpers
+    """Attribute changes to an actor, as a context manager or a decorator.
+
+    Args:
+        actor: the user instance (or id, or label) to attribute events to.
+        request_id: correlation id to put on events; kept from the enclosing
+            scope when not given.
+        **extra: free-form values merged into every event's ``extra``. Nested
+            contexts merge; inner values win.
+    """
+
+    def __init__(self, actor: Any = _UNSET, *, request_id: Any = _UNSET, **extra: Any) -> None:
+        self._values: dict[str, Any] = {}
+        if actor is not _UNSET:
+            self._values["actor"] = actor
+        if request_id is not _UNSET:
+            self._values["request_id"] = request_id
+        if extra:
+            self._values["extra"] = extra
+        self._stack: list[Any] = []
+
+    def __enter__(self) -> AuditScope:
+        cm = bind(**self._values)
+        scope = cm.__enter__()
+        self._stack.append(cm)
+        return scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.pop().__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> AuditScope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        values = self._values
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with bind(**dict(values)):
+                    return await func(*args, **kwargs)  # type: ignore[misc]
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with bind(**dict(values)):
+                return func(*args, **kwargs)
+
+        return wrapper

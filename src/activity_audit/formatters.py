@@ -1,0 +1,116 @@
+"""JSON formatters for the audit channels and for application logs.
+
+Both are plain :class:`logging.Formatter` subclasses, usable from ``dictConfig``
+(``{"()": "activity_audit.formatters.AuditFormatter"}``), with hook methods to
+override. ``format`` never raises and never loses the record: serialization
+falls back value by value (see :mod:`activity_audit._json`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Final
+
+from activity_audit import _json
+from activity_audit.schema import CHANNEL_KEYS, EVENT_KEYS, INTEGRITY_KEYS
+
+__all__ = ["AuditFormatter", "JSONFormatter", "format_timestamp"]
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS: Final = frozenset(
+    vars(logging.makeLogRecord({})).keys() | {"message", "asctime", "taskName"}
+)
+
+
+def format_timestamp(created: float) -> str:
+    """``record.created`` as ``"YYYY-MM-DD HH:MM:SS.mmm"`` in UTC (the published shape)."""
+    seconds = int(created)
+    millis = int((created - seconds) * 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}"
+
+
+def _safe_message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:
+        # A bad %-format must not cost the event: keep the raw pieces.
+        return f"{record.msg!r} % {record.args!r}"
+
+
+class _BaseJSONFormatter(logging.Formatter):
+    def base_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        return {
+            "timestamp": format_timestamp(record.created),
+            "level": record.levelname,
+            "name": record.name,
+            "message": _safe_message(record),
+        }
+
+    def serialize(self, event: dict[str, Any]) -> str:
+        """Hook: turn the event dict into one line (no newline)."""
+        return _json.dumps(event).decode("utf-8")
+
+    def add_exception(self, record: logging.LogRecord, event: dict[str, Any]) -> None:
+        if record.exc_info:
+            try:
+                event["exc_info"] = self.formatException(record.exc_info)
+            except Exception:
+                event["exc_info"] = repr(record.exc_info[1])
+        if record.stack_info:
+            event["stack_info"] = record.stack_info
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            return self.serialize(self.format_event(record))
+        except Exception:
+            # Last resort: the hook methods of a subclass failed.
+            return _json.dumps(
+                {"timestamp": format_timestamp(record.created), "level": record.levelname,
+                 "name": record.name, "message": _safe_message(record),
+                 "format_error": True}
+            ).decode("utf-8")
+
+    def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class AuditFormatter(_BaseJSONFormatter):
+    """Formats audit records (``audit.model``, ``audit.request``, ``audit.login``).
+
+    The line holds the base keys, then the channel's event keys from
+    :mod:`activity_audit.schema` that are present on the record, then the
+    integrity keys when a chain added them.
+    """
+
+    def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        event = self.base_event(record)
+        attrs = record.__dict__
+        keys = CHANNEL_KEYS.get(record.name)
+        if keys is None:
+            keys = tuple(k for k in attrs if k in EVENT_KEYS)
+        for key in keys:
+            if key in attrs:
+                event[key] = attrs[key]
+        for key in INTEGRITY_KEYS:
+            if key in attrs:
+                event[key] = attrs[key]
+        self.add_exception(record, event)
+        return event
+
+
+class JSONFormatter(_BaseJSONFormatter):
+    """Formats any record as JSON: base keys, source location and every ``extra`` key."""
+
+    def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        event = self.base_event(record)
+        event["module"] = record.module
+        event["function"] = record.funcName
+        event["line"] = record.lineno
+        event["process"] = record.process
+        event["thread"] = record.threadName
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and key not in event:
+                event[key] = value
+        self.add_exception(record, event)
+        return event

@@ -1,0 +1,89 @@
+"""Redaction of secrets, applied where an event is built, before any handler.
+
+A key regex decides; a matching key's whole value is replaced by one fixed
+substitute (no half-masks). Dicts and lists are walked at any depth. Subclass
+:class:`Redactor` and point ``AUDIT_REDACTOR`` at it to change the rules, as
+Django's ``SafeExceptionReporterFilter`` is swapped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from activity_audit.schema import REDACTED
+
+__all__ = [
+    "DEFAULT_REDACT_HEADERS",
+    "DEFAULT_REDACT_KEYS",
+    "REDACTED",
+    "Redactor",
+]
+
+#: Keys (JSON/form fields, query params, header names) whose values are secrets.
+DEFAULT_REDACT_KEYS: Final = r"(?i)pass|secret|token|api.?key|auth|ssn|credit|card|cvv|session|csrf"
+
+#: Headers always redacted, whatever the key regex says (compared case-insensitively).
+DEFAULT_REDACT_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-csrftoken",
+    }
+)
+
+_MAX_DEPTH: Final = 64
+
+
+class Redactor:
+    """Replaces the values of sensitive keys with :data:`REDACTED`.
+
+    Args:
+        key_pattern: regex searched in each key; a match redacts the whole value.
+        headers: header names always redacted (case-insensitive), in addition
+            to headers whose name matches ``key_pattern``.
+    """
+
+    substitute: str = REDACTED
+
+    def __init__(
+        self,
+        key_pattern: str | re.Pattern[str] = DEFAULT_REDACT_KEYS,
+        headers: Iterable[str] = DEFAULT_REDACT_HEADERS,
+    ) -> None:
+        self.key_re = re.compile(key_pattern) if isinstance(key_pattern, str) else key_pattern
+        self.headers = frozenset(h.lower().replace("_", "-") for h in headers)
+
+    def is_sensitive_key(self, key: object) -> bool:
+        return isinstance(key, str) and self.key_re.search(key) is not None
+
+    def is_sensitive_header(self, name: str) -> bool:
+        normal = name.lower().replace("_", "-")
+        return normal in self.headers or self.key_re.search(normal) is not None
+
+    def redact(self, data: Any, _depth: int = 0) -> Any:
+        """Return a copy of ``data`` with sensitive keys' values replaced, at any depth."""
+        if _depth > _MAX_DEPTH:
+            return data
+        if isinstance(data, Mapping):
+            return {
+                k: self.substitute if self.is_sensitive_key(k) else self.redact(v, _depth + 1)
+                for k, v in data.items()
+            }
+        if isinstance(data, (list, tuple)):
+            return [self.redact(v, _depth + 1) for v in data]
+        return data
+
+    def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``headers`` with sensitive header values replaced whole."""
+        return {
+            k: self.substitute if self.is_sensitive_header(k) else v for k, v in headers.items()
+        }
+
+    def redact_pairs(self, pairs: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """Redact a list of ``(key, value)`` pairs (query strings keep repeated keys)."""
+        return [(k, self.substitute if self.is_sensitive_key(k) else v) for k, v in pairs]
