@@ -34,8 +34,11 @@ __all__ = [
     "add_scope_end_hook",
     "audit_context",
     "bind",
+    "context_fields",
     "current_actor",
+    "describe_actor",
     "get_scope",
+    "set_actor_describer",
 ]
 
 P = ParamSpec("P")
@@ -107,6 +110,51 @@ def current_actor() -> Any:
     return None
 
 
+def _default_describer(actor: Any) -> tuple[str | None, dict[str, Any]]:
+    if actor is None:
+        return None, {}
+    pk = getattr(actor, "pk", None)
+    return (str(pk) if pk is not None else str(actor)), {}
+
+
+_describer: Callable[[Any], tuple[str | None, dict[str, Any]]] = _default_describer
+
+
+def set_actor_describer(describer: Callable[[Any], tuple[str | None, dict[str, Any]]]) -> None:
+    """Install how an actor becomes ``(user_id, user_info)``.
+
+    The Django app installs one that reads the configured user fields; the core
+    default uses ``actor.pk`` or ``str(actor)``.
+    """
+    global _describer
+    _describer = describer
+
+
+def describe_actor(actor: Any) -> tuple[str | None, dict[str, Any]]:
+    """``(user_id, user_info)`` for ``actor``; ``(None, {})`` for no actor. Never raises."""
+    try:
+        return _describer(actor)
+    except Exception:
+        logging.getLogger(DIAGNOSTIC_LOGGER).exception("audit actor describer failed")
+        return None, {}
+
+
+def context_fields() -> dict[str, Any]:
+    """The context keys every event carries: actor, request id, trace id, extra.
+
+    Call it where the event is built: the actor is resolved now, not later.
+    """
+    scope = _scope.get()
+    user_id, user_info = describe_actor(current_actor())
+    return {
+        "user_id": user_id,
+        "user_info": user_info,
+        "request_id": scope.request_id,
+        "trace_id": scope.trace_id,
+        "extra": dict(scope.extra),
+    }
+
+
 def add_scope_end_hook(hook: Callable[[AuditScope], None]) -> None:
     """Call ``hook(scope)`` when an outermost scope ends (idempotent)."""
     if hook not in _end_hooks:
@@ -145,7 +193,7 @@ def bind(**values: Any) -> Iterator[AuditScope]:
             _scope.reset(token)
 
 
-class audit_context:  # noqa: N801 - reads as a function, like contextlib's helpers
+class audit_context:
     """Attribute changes to an actor, as a context manager or a decorator.
 
     Args:

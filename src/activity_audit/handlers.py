@@ -20,8 +20,8 @@ __all__ = ["AuditFileHandler"]
 class AuditFileHandler(logging.handlers.RotatingFileHandler):
     """Size-rotating JSON-lines file handler that creates its directory."""
 
-    def __init__(self, filename: str, mode: str = "a", maxBytes: int = 0,  # noqa: N803
-                 backupCount: int = 0, encoding: str | None = "utf-8",  # noqa: N803
+    def __init__(self, filename: str, mode: str = "a", maxBytes: int = 0,
+                 backupCount: int = 0, encoding: str | None = "utf-8",
                  delay: bool = True, **kwargs: Any) -> None:
         directory = os.path.dirname(os.path.abspath(filename))
         try:

@@ -1,0 +1,37 @@
+"""How a Django user becomes ``user_id`` and ``user_info`` on an event."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from activity_audit.conf import DEFAULT_USER_INFO_CANDIDATES, conf
+
+__all__ = ["describe_user"]
+
+
+@lru_cache(maxsize=8)
+def _default_fields(model: type[Any]) -> tuple[str, ...]:
+    names = {f.name for f in model._meta.concrete_fields}
+    return tuple(n for n in DEFAULT_USER_INFO_CANDIDATES if n in names)
+
+
+def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
+    """``(user_id, user_info)`` for a user, an anonymous user, or any other actor.
+
+    Anonymous and missing users give ``(None, {})``: ``user_id`` is null, never
+    the string ``"None"``. Non-user actors (``"cron"``) keep their label as id.
+    """
+    if actor is None or getattr(actor, "is_anonymous", False) is True:
+        return None, {}
+    pk = getattr(actor, "pk", None)
+    if pk is None:
+        return (None, {}) if hasattr(actor, "_meta") else (str(actor), {})
+    fields = conf.user_info_fields
+    if fields is None:
+        fields = _default_fields(type(actor)) if hasattr(actor, "_meta") else ()
+    info: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(actor, name, None)
+        info[name] = value if value is None or isinstance(value, (str, int, bool)) else str(value)
+    return str(pk), info
