@@ -1,0 +1,81 @@
+"""Django settings for benchmark workers: one project, auditing on or off.
+
+Environment:
+    BENCH_VARIANT  "on" (activity_audit installed, published LOGGING writing real
+                   files) or "off" (the same project without the app)
+    BENCH_DB       "sqlite" (a file database) or "postgres"
+    BENCH_DIR      scratch directory for the SQLite file and the log files
+"""
+
+from __future__ import annotations
+
+import os
+
+from activity_audit import *  # noqa: F403 - the published setup
+
+VARIANT = os.environ.get("BENCH_VARIANT", "on")
+BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/activity-audit-bench")
+os.makedirs(BENCH_DIR, exist_ok=True)
+
+SECRET_KEY = "benchmark-only"
+DEBUG = False
+USE_TZ = True
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.testapp.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+if VARIANT == "on":
+    INSTALLED_APPS.append("activity_audit")
+    MIDDLEWARE.append("activity_audit.middleware.AuditLoggingMiddleware")
+
+if os.environ.get("BENCH_DB", "sqlite") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "test",
+            "USER": os.environ.get("AUDIT_TEST_PG_USER", "postgres"),
+            "HOST": "127.0.0.1",
+            "PORT": "5432",
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(BENCH_DIR, "bench.sqlite3"),
+        }
+    }
+
+AUDIT_SERVICE_NAME = "bench"
+_LOG_DIR = os.path.join(BENCH_DIR, "logs")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": get_json_formatter(), "verbose": get_console_formatter()},  # noqa: F405
+    "handlers": {
+        "console": {"level": "WARNING", "class": "logging.StreamHandler", "formatter": "verbose"},
+        "file": get_json_handler(level="INFO", formatter="json", log_dir=_LOG_DIR),  # noqa: F405
+        "api_file": get_api_file_handler(log_dir=_LOG_DIR),  # noqa: F405
+        "audit_file": get_audit_handler(log_dir=_LOG_DIR),  # noqa: F405
+    },
+    "root": {"level": "INFO", "handlers": ["console", "file"]},
+    "loggers": {
+        "audit.request": {"handlers": ["api_file"], "level": "API", "propagate": False},
+        "audit.model": {"handlers": ["audit_file"], "level": "AUDIT", "propagate": False},
+        "django": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+    },
+}
