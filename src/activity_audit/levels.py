@@ -23,6 +23,8 @@ LOGIN = 23
 def _make_method(level: int) -> Any:
     def log_at_level(self: logging.Logger, msg: object, *args: Any, **kwargs: Any) -> None:
         if self.isEnabledFor(level):
+            # Skip this wrapper so funcName/lineno name the caller.
+            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
             self._log(level, msg, args, **kwargs)
 
     return log_at_level
