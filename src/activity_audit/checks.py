@@ -15,6 +15,8 @@ activity_audit.E006        an integer setting is not a positive integer
 activity_audit.E007        ``AUDIT_REDACTOR`` does not import to a ``Redactor`` subclass
 activity_audit.E008        a boolean setting is not a bool
 activity_audit.E009        a header-name setting is not a valid HTTP header name
+activity_audit.W001        an audit logger is disabled, below its level, or has no handler:
+                           its events would be discarded
 =========================  ==========================================================
 """
 
@@ -195,5 +197,29 @@ def _check_redactor(path: Any) -> list[checks.CheckMessage]:
     return []
 
 
+def check_loggers(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn when an audit channel would silently discard its events."""
+    import logging
+
+    from activity_audit.schema import CHANNEL_LEVELS
+
+    warnings: list[checks.CheckMessage] = []
+    for name, level in CHANNEL_LEVELS.items():
+        logger = logging.getLogger(name)
+        if logger.disabled or not logger.isEnabledFor(level) or not logger.hasHandlers():
+            warnings.append(
+                checks.Warning(
+                    f"Logger {name!r} discards {logging.getLevelName(level)} events "
+                    f"(disabled, level {logging.getLevelName(logger.getEffectiveLevel())}, "
+                    f"or no handler).",
+                    hint=f'Add {name!r} to LOGGING["loggers"] with level '
+                    f'"{logging.getLevelName(level)}" and a handler, as in the README.',
+                    id="activity_audit.W001",
+                )
+            )
+    return warnings
+
+
 def register() -> None:
     checks.register(check_settings)
+    checks.register(check_loggers)

@@ -56,3 +56,25 @@ def test_good_values_pass() -> None:
         AUDIT_MAX_BODY_BYTES=1024,
         AUDIT_REQUEST_ID_HEADER="X-Correlation-ID",
     ) == []
+
+
+def test_loggers_configured_by_test_settings_pass() -> None:
+    from activity_audit.checks import check_loggers
+
+    assert check_loggers() == []
+
+
+def test_logger_that_would_discard_events_warns() -> None:
+    import logging
+
+    from activity_audit.checks import check_loggers
+
+    logger = logging.getLogger("audit.login")
+    saved = logger.level, logger.propagate, logger.handlers[:]
+    logger.setLevel(logging.WARNING)
+    try:
+        messages = check_loggers()
+    finally:
+        logger.setLevel(saved[0])
+    assert [m.id for m in messages] == ["activity_audit.W001"]
+    assert "'audit.login'" in messages[0].msg
