@@ -11,11 +11,18 @@ from activity_audit.levels import API, AUDIT, LOGIN
 from activity_audit.logconfig import (
     get_api_file_handler,
     get_api_handler,
+    get_async_api_handler,
+    get_async_audit_handler,
+    get_async_json_handler,
+    get_async_login_handler,
+    get_async_stdout_handler,
+    get_audit_formatter,
     get_audit_handler,
     get_console_formatter,
     get_json_formatter,
     get_json_handler,
     get_login_handler,
+    get_stdout_handler,
 )
 
 __version__ = "1.0.0"
@@ -27,9 +34,16 @@ __all__ = [
     "audit_context",
     "get_api_file_handler",
     "get_api_handler",
+    "get_async_api_handler",
+    "get_async_audit_handler",
+    "get_async_json_handler",
+    "get_async_login_handler",
+    "get_async_stdout_handler",
+    "get_audit_formatter",
     "get_audit_handler",
     "get_console_formatter",
     "get_json_formatter",
     "get_json_handler",
     "get_login_handler",
+    "get_stdout_handler",
 ]
