@@ -29,7 +29,8 @@ def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
         return (None, {}) if hasattr(actor, "_meta") else (str(actor), {})
     fields = conf.user_info_fields
     if fields is None:
-        fields = _default_fields(type(actor)) if hasattr(actor, "_meta") else ()
+        # __class__, not type(): a SimpleLazyObject (request.user) reports the user's class.
+        fields = _default_fields(actor.__class__) if hasattr(actor, "_meta") else ()
     info: dict[str, Any] = {}
     for name in fields:
         value = getattr(actor, name, None)

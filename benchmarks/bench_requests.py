@@ -1,0 +1,152 @@
+"""Request overhead of AuditLoggingMiddleware: the same project with and without it.
+
+Run:  python benchmarks/bench_requests.py [--db sqlite|postgres|both] [--reps 9]
+
+Both variants install ``activity_audit`` (model auditing on, the published
+LOGGING setup writing real files); only the middleware differs. Requests go
+through Django's WSGI handler (``django.test.Client``) with a real logged-in
+session to DRF views (session authentication): a small JSON list, a JSON
+create and a PATCH. Each worker also counts the queries per case; the run
+fails if the middleware adds one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import (  # noqa: E402
+    machine_description,
+    markdown_table,
+    run_interleaved,
+    summarize,
+)
+
+REQUESTS = 300
+ROUNDS = 3
+MIDDLEWARE_PATH = "activity_audit.middleware.AuditLoggingMiddleware"
+
+
+def worker() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
+    from django.conf import settings
+
+    import django
+
+    django.setup()
+    if os.environ["BENCH_REQUESTS_VARIANT"] == "off":
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE_PATH]
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from tests.testapp.models import Patient
+
+    call_command("migrate", verbosity=0, run_syncdb=True)
+    Patient.objects.all().delete()
+    get_user_model().objects.filter(username="bench").delete()
+    user = get_user_model().objects.create_user("bench", password="x", email="b@example.org")
+    for i in range(10):
+        Patient.objects.create(name=f"Patient {i}", email=f"p{i}@example.org")
+    target = Patient.objects.create(name="Target")
+    client = Client()
+    client.force_login(user)
+
+    def list_patients() -> None:
+        assert client.get("/api/patients/").status_code == 200
+
+    counter = iter(range(10**9))
+
+    def create_patient() -> None:
+        response = client.post("/api/patients/", {"name": f"New {next(counter)}"},
+                               content_type="application/json")
+        assert response.status_code == 201
+
+    def patch_patient() -> None:
+        response = client.patch(f"/api/patients/{target.pk}/", {"notes": "n"},
+                                content_type="application/json")
+        assert response.status_code == 200
+
+    cases: dict[str, Callable[[], None]] = {
+        "GET list (JSON)": list_patients,
+        "POST create (JSON)": create_patient,
+        "PATCH (JSON)": patch_patient,
+    }
+    timings: dict[str, float] = {}
+    queries: dict[str, int] = {}
+    for name, fn in cases.items():
+        for _ in range(20):  # warm-up
+            fn()
+        with CaptureQueriesContext(connection) as ctx:
+            fn()
+        queries[name] = len(ctx.captured_queries)
+        samples = []
+        for _ in range(ROUNDS):
+            start = time.perf_counter()
+            for _ in range(REQUESTS):
+                fn()
+            samples.append((time.perf_counter() - start) / REQUESTS)
+        timings[name] = statistics.median(samples)
+    print(json.dumps({"timings": timings, "queries": queries}))
+
+
+def _worker_entry(variant: str, db: str, scratch: str) -> None:
+    os.environ["BENCH_VARIANT"] = "on"
+    os.environ["BENCH_REQUESTS_VARIANT"] = variant
+    os.environ["BENCH_DB"] = db
+    os.environ["BENCH_DIR"] = scratch
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        worker()
+    payload = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    (Path(scratch) / f"queries-{variant}.json").write_text(json.dumps(payload["queries"]))
+    print(json.dumps(payload["timings"]))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--reps", type=int, default=9)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
+    print(f"Request auditing, {dt.date.today()}, {machine_description()}\n")
+    status = 0
+    for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
+        with tempfile.TemporaryDirectory(prefix="bench-requests-") as scratch:
+            def command(variant: str, db: str = db, scratch: str = scratch) -> list[str]:
+                return [sys.executable, __file__, "--worker", variant, db, scratch]
+
+            results = run_interleaved(command, variants=("off", "on"), reps=args.reps,
+                                      cwd=str(ROOT))
+            rows = summarize(results, baseline="off")
+            print(markdown_table(rows, title=f"{db}: seconds per request, middleware off vs on"))
+            counts = {v: json.loads((Path(scratch) / f"queries-{v}.json").read_text())
+                      for v in ("off", "on")}
+            same = counts["off"] == counts["on"]
+            print(f"\nqueries per request: {json.dumps(counts['on'])}; "
+                  f"identical with the middleware on and off: {same}\n")
+            if not same:
+                print(json.dumps(counts, indent=1))
+                status = 1
+    return status
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        _worker_entry(*sys.argv[2:5])
+    else:
+        sys.exit(main(sys.argv[1:]))
