@@ -3,6 +3,11 @@
 Every property reads ``django.conf.settings`` on access, so ``override_settings``
 works and nothing is written back into settings. Names of earlier releases are
 honoured where the new ``AUDIT_*`` name is not set.
+
+Values are memoized until Django's ``setting_changed`` signal fires (sent by
+``override_settings`` and pytest-django's ``settings`` fixture): a missing
+setting costs an ``AttributeError`` inside ``LazySettings`` on every read, and
+the middleware and receivers read a dozen per request.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from activity_audit.redaction import DEFAULT_REDACT_HEADERS, DEFAULT_REDACT_KEYS, Redactor
@@ -33,15 +39,30 @@ DEFAULT_MODELS_EXCLUDE: Final = (
 )
 
 
-def _get(name: str, default: Any, *old_names: str) -> Any:
-    value = getattr(settings, name, _MISSING)
-    if value is not _MISSING:
-        return value
-    for old in old_names:
-        value = getattr(settings, old, _MISSING)
+_cache: dict[str, Any] = {}
+
+
+def _lookup(name: str, default: Any, old_names: tuple[str, ...]) -> Any:
+    for candidate in (name, *old_names):
+        value = getattr(settings, candidate, _MISSING)
         if value is not _MISSING:
             return value
     return default
+
+
+def _get(name: str, default: Any, *old_names: str) -> Any:
+    try:
+        return _cache[name]
+    except KeyError:
+        value = _cache[name] = _lookup(name, default, old_names)
+        return value
+
+
+def _clear_cache(**kwargs: Any) -> None:
+    _cache.clear()
+
+
+setting_changed.connect(_clear_cache, dispatch_uid="activity_audit.conf.clear_cache")
 
 
 @lru_cache(maxsize=16)

@@ -37,6 +37,8 @@ DEFAULT_REDACT_HEADERS: Final = frozenset(
 )
 
 _MAX_DEPTH: Final = 64
+_KEY_CACHE_SIZE: Final = 4096
+_SCALARS: Final = (str, int, float, bool, type(None))
 
 
 class Redactor:
@@ -57,9 +59,21 @@ class Redactor:
     ) -> None:
         self.key_re = re.compile(key_pattern) if isinstance(key_pattern, str) else key_pattern
         self.headers = frozenset(h.lower().replace("_", "-") for h in headers)
+        # Keys repeat across rows and requests; a regex search per key dominated
+        # the cost of redacting a JSON list response.
+        self._key_cache: dict[str, bool] = {}
 
     def is_sensitive_key(self, key: object) -> bool:
-        return isinstance(key, str) and self.key_re.search(key) is not None
+        if not isinstance(key, str):
+            return False
+        cache = self._key_cache
+        try:
+            return cache[key]
+        except KeyError:
+            if len(cache) >= _KEY_CACHE_SIZE:
+                cache.clear()
+            sensitive = cache[key] = self.key_re.search(key) is not None
+            return sensitive
 
     def is_sensitive_header(self, name: str) -> bool:
         normal = name.lower().replace("_", "-")
@@ -67,15 +81,20 @@ class Redactor:
 
     def redact(self, data: Any, _depth: int = 0) -> Any:
         """Return a copy of ``data`` with sensitive keys' values replaced, at any depth."""
-        if _depth > _MAX_DEPTH:
+        if isinstance(data, _SCALARS) or _depth > _MAX_DEPTH:
             return data
         if isinstance(data, Mapping):
+            sensitive = self.is_sensitive_key
+            substitute = self.substitute
+            depth = _depth + 1
             return {
-                k: self.substitute if self.is_sensitive_key(k) else self.redact(v, _depth + 1)
+                k: substitute if sensitive(k)
+                else (v if isinstance(v, _SCALARS) else self.redact(v, depth))
                 for k, v in data.items()
             }
         if isinstance(data, (list, tuple)):
-            return [self.redact(v, _depth + 1) for v in data]
+            depth = _depth + 1
+            return [v if isinstance(v, _SCALARS) else self.redact(v, depth) for v in data]
         return data
 
     def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
