@@ -1,0 +1,384 @@
+"""Audited httpx transports, sync and async (the ``httpx`` extra).
+
+Wrap the transport a client sends through::
+
+    client = httpx.Client(transport=AuditTransport("billing"))
+    client = httpx.AsyncClient(transport=AsyncAuditTransport("billing"))
+
+Each HTTP exchange -- so each redirect hop -- emits one event, like
+:class:`activity_audit.protocols.HTTPClient`. The request id and W3C
+``traceparent`` are propagated; errors are recorded and re-raised unchanged.
+
+A transport cannot know whether the caller streams, so the response body is
+observed as the caller reads it, never read by auditing: the event is emitted
+when the response is closed, with the body when it was read to the end, else
+as ``streaming``. A response that is never closed emits no event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Final
+
+import httpx
+
+from activity_audit.bodies import describe_body, describe_multipart, media_type
+from activity_audit.context import context_fields
+from activity_audit.protocols import (
+    PROTOCOL_HTTP,
+    OutboundSettings,
+    _add_missing,
+    _auditing,
+    _build_event,
+    _describe_bytes,
+    _emit,
+    _error_message,
+    _headers_repr,
+    _redact_url_parts,
+    _streaming_body,
+    current_settings,
+    propagation_headers,
+)
+from activity_audit.schema import DIAGNOSTIC_LOGGER
+
+__all__ = ["AsyncAuditTransport", "AuditTransport"]
+
+_diagnostic: Final = logging.getLogger(DIAGNOSTIC_LOGGER)
+
+
+def _multipart_repr(request: httpx.Request, settings: OutboundSettings) -> Any:
+    """Fields and file metadata from httpx's multipart stream, without reading files.
+
+    httpx keeps the parts on the stream (``fields``: objects with ``name`` and
+    ``value``, or ``name``, ``filename``, ``file`` and ``headers``); anything
+    else falls back to type and size.
+    """
+    parts = getattr(request.stream, "fields", None)
+    if not isinstance(parts, list):
+        return None
+    fields: list[tuple[str, Any]] = []
+    files: list[tuple[str, str | None, int | None, str | None]] = []
+    for part in parts:
+        name = str(getattr(part, "name", ""))
+        if hasattr(part, "filename"):
+            content = getattr(part, "file", None)
+            size: int | None
+            if isinstance(content, (bytes, str)):
+                size = len(content.encode("utf-8") if isinstance(content, str) else content)
+            else:
+                total = part.get_length()
+                size = None if total is None else total - len(part.render_headers())
+            headers = getattr(part, "headers", {}) or {}
+            ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+            files.append((name, part.filename, size, ctype))
+        elif hasattr(part, "value"):
+            value = part.value
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            text = "" if text is None else str(text)
+            if len(text) > settings.max_body_bytes:
+                fields.append((name, {"size": len(text), "truncated": True}))
+            else:
+                fields.append((name, text))
+        else:
+            return None
+    return describe_multipart(fields, files, settings.redactor)
+
+
+def _request_body(request: httpx.Request, settings: OutboundSettings) -> Any:
+    ctype = request.headers.get("Content-Type")
+    try:
+        content = request.content
+    except httpx.RequestNotRead:
+        content = None
+    if content is not None:
+        return _describe_bytes(content, ctype, settings) if content else None
+    if media_type(ctype) == "multipart/form-data":
+        described = _multipart_repr(request, settings)
+        if described is not None:
+            return described
+    # A generator or file streamed upload: auditing must not read it.
+    return _streaming_body(request.headers)
+
+
+def _decode(data: bytes, encoding: str, limit: int) -> bytes | None:
+    """Undo a gzip/deflate ``Content-Encoding`` (at most ``limit + 1`` bytes out)."""
+    if encoding in {"gzip", "x-gzip"}:
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":
+        # RFC 9110 deflate is zlib-wrapped, but servers also send raw deflate.
+        wbits = zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS
+    else:
+        return None
+    try:
+        return zlib.decompressobj(wbits).decompress(data, limit + 1)
+    except zlib.error:
+        return None
+
+
+class _Exchange:
+    """One audited exchange: what was sent, and the response body as it is read."""
+
+    __slots__ = (
+        "captured",
+        "captured_size",
+        "complete",
+        "ctx",
+        "done",
+        "ended",
+        "error",
+        "request_repr",
+        "response",
+        "secrets",
+        "service_name",
+        "settings",
+        "size",
+        "started",
+    )
+
+    def __init__(
+        self,
+        service_name: str,
+        settings: OutboundSettings,
+        request: httpx.Request,
+    ) -> None:
+        redactor = settings.redactor
+        url, secrets = _redact_url_parts(str(request.url), redactor)
+        self.service_name = service_name
+        self.settings = settings
+        self.ctx = context_fields()
+        self.secrets = secrets
+        self.request_repr: dict[str, Any] = {
+            "method": request.method,
+            "endpoint": url,
+            "headers": _headers_repr(request.headers, redactor),
+            "body": _request_body(request, settings),
+        }
+        self.response: httpx.Response | None = None
+        self.captured: list[bytes] = []
+        self.captured_size = 0
+        self.size = 0
+        self.complete = False
+        self.error: BaseException | None = None
+        self.done = False
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        # Keep one byte over the cap: enough to know the body was over it.
+        room = self.settings.max_body_bytes + 1 - self.captured_size
+        if room > 0:
+            kept = chunk[:room]
+            self.captured.append(kept)
+            self.captured_size += len(kept)
+        self.size += len(chunk)
+
+    def end(self, error: BaseException | None = None) -> None:
+        if self.ended is None:
+            self.ended = time.perf_counter()
+        if error is not None:
+            self.error = error
+        else:
+            self.complete = True
+
+    def _response_body(self, response: httpx.Response) -> Any:
+        headers = response.headers
+        ctype = headers.get("Content-Type")
+        if not self.complete:
+            return {**_streaming_body(headers), "bytes_read": self.size}
+        data = b"".join(self.captured)
+        max_bytes = self.settings.max_body_bytes
+        encoding = headers.get("Content-Encoding", "").strip().lower()
+        if encoding and encoding != "identity":
+            decoded = _decode(data, encoding, max_bytes) if self.size <= max_bytes else None
+            if decoded is None or len(decoded) > max_bytes:
+                return {"content_type": media_type(ctype) or None, "size": self.size,
+                        "content_encoding": encoding, "truncated": decoded is not None}
+            data = decoded
+            return describe_body(data, ctype, max_bytes=max_bytes, redactor=self.settings.redactor)
+        return describe_body(data, ctype, max_bytes=max_bytes, redactor=self.settings.redactor,
+                             size=self.size)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Emit the event (once). Never raises."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            if error is not None:
+                self.end(error)
+            ended = self.ended if self.ended is not None else time.perf_counter()
+            response_repr: dict[str, Any] | None = None
+            if self.response is not None:
+                response_repr = {
+                    "status_code": self.response.status_code,
+                    "headers": _headers_repr(self.response.headers, self.settings.redactor),
+                    "body": self._response_body(self.response) if self.error is None else None,
+                }
+            message = (
+                _error_message(self.error, self.secrets) if self.error is not None else None
+            )
+            _emit(_build_event(self.service_name, PROTOCOL_HTTP, self.ctx, self.request_repr,
+                               response_repr, message, ended - self.started))
+        except Exception:
+            _diagnostic.exception("could not record outbound HTTP call to %s", self.service_name)
+
+
+def _begin(
+    service_name: str, fixed: OutboundSettings | None, request: httpx.Request
+) -> tuple[httpx.Request, _Exchange | None]:
+    """The request to send (with propagation headers) and its exchange, if audited."""
+    try:
+        settings = fixed or current_settings()
+        headers = httpx.Headers(request.headers)
+        _add_missing(headers, propagation_headers(settings.request_id_header))
+        # A new Request, so each redirect hop (rebuilt by the client from its own
+        # request) gets its own span id and the caller's object is untouched.
+        outgoing = httpx.Request(
+            request.method, request.url, headers=headers, stream=request.stream,
+            extensions=request.extensions,
+        )
+        exchange = _Exchange(service_name, settings, request) if _auditing(settings) else None
+    except Exception:
+        _diagnostic.exception("outbound HTTP auditing failed before the call")
+        return request, None
+    return outgoing, exchange
+
+
+class _AuditedStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, exchange: _Exchange) -> None:
+        self._inner = inner
+        self._exchange = exchange
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._inner:
+                self._exchange.feed(chunk)
+                yield chunk
+        except Exception as exc:
+            self._exchange.end(exc)
+            raise
+        self._exchange.end()
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._exchange.finish()
+
+
+class _AsyncAuditedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, exchange: _Exchange) -> None:
+        self._inner = inner
+        self._exchange = exchange
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                self._exchange.feed(chunk)
+                yield chunk
+        except Exception as exc:
+            self._exchange.end(exc)
+            raise
+        self._exchange.end()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._exchange.finish()
+
+
+def _rewrap(response: httpx.Response, stream: Any) -> httpx.Response:
+    return httpx.Response(
+        response.status_code, headers=response.headers, stream=stream,
+        extensions=response.extensions,
+    )
+
+
+class AuditTransport(httpx.BaseTransport):
+    """An httpx transport that audits each exchange sent through ``transport``.
+
+    Args:
+        service_name: names the remote service in events.
+        transport: the transport to wrap; default ``httpx.HTTPTransport(**kwargs)``.
+        settings: fixed settings; by default the installed provider's, read per call.
+        **kwargs: passed to ``httpx.HTTPTransport`` when ``transport`` is not given.
+    """
+
+    def __init__(
+        self,
+        service_name: str = "default",
+        transport: httpx.BaseTransport | None = None,
+        *,
+        settings: OutboundSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.service_name = service_name
+        self.audit_settings = settings
+        self.transport = transport if transport is not None else httpx.HTTPTransport(**kwargs)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        outgoing, exchange = _begin(self.service_name, self.audit_settings, request)
+        try:
+            response = self.transport.handle_request(outgoing)
+        except Exception as exc:
+            if exchange is not None:
+                exchange.finish(exc)
+            raise
+        if exchange is None:
+            return response
+        exchange.response = response
+        if not isinstance(response.stream, httpx.SyncByteStream):
+            exchange.finish()
+            return response
+        return _rewrap(response, _AuditedStream(response.stream, exchange))
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class AsyncAuditTransport(httpx.AsyncBaseTransport):
+    """An async httpx transport that audits each exchange sent through ``transport``.
+
+    Args:
+        service_name: names the remote service in events.
+        transport: the transport to wrap; default ``httpx.AsyncHTTPTransport(**kwargs)``.
+        settings: fixed settings; by default the installed provider's, read per call.
+        **kwargs: passed to ``httpx.AsyncHTTPTransport`` when ``transport`` is not given.
+    """
+
+    def __init__(
+        self,
+        service_name: str = "default",
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        settings: OutboundSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.service_name = service_name
+        self.audit_settings = settings
+        self.transport = (
+            transport if transport is not None else httpx.AsyncHTTPTransport(**kwargs)
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        outgoing, exchange = _begin(self.service_name, self.audit_settings, request)
+        try:
+            response = await self.transport.handle_async_request(outgoing)
+        except Exception as exc:
+            if exchange is not None:
+                exchange.finish(exc)
+            raise
+        if exchange is None:
+            return response
+        exchange.response = response
+        if not isinstance(response.stream, httpx.AsyncByteStream):
+            exchange.finish()
+            return response
+        return _rewrap(response, _AsyncAuditedStream(response.stream, exchange))
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
