@@ -58,7 +58,6 @@ def worker() -> None:
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
-
     from tests.testapp.models import Clinic, Patient
 
     call_command("migrate", verbosity=0, run_syncdb=True)
@@ -157,7 +156,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="audit-bench-") as scratch:
             query_counts: dict[str, dict[str, int]] = {}
 
-            def command(variant: str, scratch: str = scratch) -> list[str]:
+            def command(variant: str, scratch: str = scratch, db: str = db) -> list[str]:
                 return [sys.executable, __file__, "--worker", variant, db, scratch]
 
             results = run_interleaved(command, variants=("off", "on"), reps=args.reps,

@@ -111,7 +111,7 @@ def markdown_table(rows: Sequence[Row], title: str, baseline: str = "off") -> st
     header = f"| case | {baseline} (median) |"
     sep = "|---|---:|"
     for v in variants:
-        header += f" {v} (median) | {v}/{baseline} ratio median (min–max) |"
+        header += f" {v} (median) | {v}/{baseline} ratio median (min-max) |"
         sep += "---:|---:|"
     lines += [header, sep]
     for case, per in by_case.items():
@@ -119,6 +119,6 @@ def markdown_table(rows: Sequence[Row], title: str, baseline: str = "off") -> st
         for v in variants:
             r = per[v]
             line += (f" {_fmt_time(r.median)} | {r.ratio_median:.3f}x "
-                     f"({r.ratio_min:.3f}–{r.ratio_max:.3f}) |")
+                     f"({r.ratio_min:.3f}-{r.ratio_max:.3f}) |")
         lines.append(line)
     return "\n".join(lines)

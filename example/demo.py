@@ -39,11 +39,12 @@ class LabHandler(BaseHTTPRequestHandler):
 
 
 def run_scenario() -> None:
-    import django
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import transaction
     from django.test import Client
+
+    import django
 
     django.setup()
     call_command("migrate", verbosity=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -49,6 +50,7 @@ TEMPLATES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 _DB = os.environ.get("AUDIT_TEST_DB", "sqlite")
+DATABASES: dict[str, dict[str, Any]]
 if _DB == "postgres":
     DATABASES = {
         "default": {

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.apps import apps
 from django.conf import settings
@@ -41,7 +41,7 @@ def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
     return checks.Error(msg, hint=hint, id=f"activity_audit.{id}")
 
 
-def _is_str_list(value: Any) -> bool:
+def _is_str_list(value: Any) -> TypeGuard[Sequence[str]]:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
 
 

@@ -246,7 +246,7 @@ class audit_context:
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 with bind(**dict(values)):
-                    return await func(*args, **kwargs)  # type: ignore[misc]
+                    return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 

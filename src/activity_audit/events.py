@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Final
 
@@ -31,7 +32,5 @@ def emit(channel: str, message: str, event: dict[str, Any]) -> None:
     try:
         _loggers[channel].log(CHANNEL_LEVELS[channel], message, extra=event)
     except Exception:
-        try:
+        with contextlib.suppress(Exception):
             _diagnostic.exception("could not emit audit event on %s: %s", channel, message)
-        except Exception:
-            pass

@@ -55,7 +55,8 @@ def test_unserializable_value_becomes_sentinel_not_exception() -> None:
 
 def test_line_breaks_and_controls_stay_on_one_line() -> None:
     line = _json.dumps({"path": "/a\r\nb\x00\x1b[31m\u2028"})
-    assert b"\n" not in line and b"\r" not in line
+    assert b"\n" not in line
+    assert b"\r" not in line
     assert json.loads(line)["path"] == "/a\r\nb\x00\x1b[31m\u2028"
 
 
