@@ -1,7 +1,286 @@
-"""Receivers of Django's model signals (model auditing). Provisional."""
+"""Model auditing: our receivers of Django's model signals, and where they hook in.
+
+* ``post_save`` -> CREATE / UPDATE (with ``changes``), ``post_delete`` -> DELETE,
+  ``m2m_changed`` -> M2M_ADD / M2M_REMOVE / M2M_CLEAR. They are connected per
+  audited model (``sender=``), so unaudited models keep Django's fast deletes
+  and fast m2m adds.
+* ``Model.from_db`` is wrapped once, globally, to keep the values each audited
+  instance was loaded with (the UPDATE diff needs no query) and to count READs;
+  ``Model.refresh_from_db`` to keep that snapshot true after a reload.
+* :mod:`activity_audit.bulk` patches the bulk ``QuerySet`` methods.
+
+Events are built when the signal fires and emitted when the transaction commits.
+Nothing here raises into the application.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
+from typing import Any, Final
+
+from django.apps import apps
+from django.core.signals import setting_changed
+from django.db.models import Model, signals
+
+from activity_audit import bulk, diff, events, reads
+from activity_audit.conf import conf
+from activity_audit.context import add_scope_end_hook
+from activity_audit.schema import DIAGNOSTIC_LOGGER, MODEL_LOGGER, EventType
+
+__all__ = ["connect", "reconnect"]
+
+_diagnostic = logging.getLogger(DIAGNOSTIC_LOGGER)
+_UID: Final = "activity_audit.receivers"
+_MISSING: Any = object()
+
+_M2M_EVENTS: Final = {
+    "post_add": EventType.M2M_ADD,
+    "post_remove": EventType.M2M_REMOVE,
+    # Taken before the rows go: the prefetch cache still lists what is cleared.
+    "pre_clear": EventType.M2M_CLEAR,
+}
+
+#: Settings that decide which models are audited and how (the cached ModelInfo).
+_MODEL_SETTINGS: Final = frozenset(
+    {
+        "AUDIT_MODELS_INCLUDE",
+        "AUDIT_MODELS_EXCLUDE",
+        "AUDIT_EXCLUDED_FIELDS",
+        "AUDIT_MASKED_FIELDS",
+        "AUDIT_MASKED_FIELDS_PATTERN",
+        "AUDIT_READ_MODELS",
+        "INSTALLED_APPS",
+    }
+)
+
+#: through model -> the ManyToManyField it belongs to.
+_through_fields: dict[type[Model], Any] = {}
+#: (signal, sender) pairs we connected, to undo when settings change.
+_connected: list[tuple[signals.ModelSignal, type[Model]]] = []
+
+
+def _on_post_save(
+    sender: type[Model],
+    instance: Model,
+    created: bool,
+    update_fields: Collection[str] | None = None,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
+    try:
+        info = diff.model_info(sender)
+        if info is None:
+            return
+        attnames = diff.attnames_of(info, update_fields)
+    except Exception:
+        _diagnostic.exception("model audit failed in post_save of %s", sender)
+        return
+    try:
+        if events.is_enabled(MODEL_LOGGER):
+            _record_save(info, instance, created, attnames, using)
+    except Exception:
+        _diagnostic.exception("model audit failed in post_save of %s", sender)
+    try:
+        # Whatever happened to the event, the next save diffs against this one.
+        diff.remember_current(info, instance, attnames)
+    except Exception:
+        _diagnostic.exception("model audit could not snapshot %s", sender)
+
+
+def _record_save(
+    info: diff.ModelInfo,
+    instance: Model,
+    created: bool,
+    attnames: frozenset[str] | None,
+    using: str | None,
+) -> None:
+    if created:
+        event_type = EventType.CREATE
+        changes: dict[str, Any] = {}
+    else:
+        event_type = EventType.UPDATE
+        changes = diff.changes_for(info, instance, attnames)
+        if not changes and not conf.log_unchanged_updates:
+            return
+    pk = instance.pk
+    event = diff.model_event(info, event_type, pk, diff.instance_repr(info, instance), changes)
+    diff.dispatch(using, diff.message_for(event_type, info, event["instance_id"]), event)
+
+
+def _on_post_delete(
+    sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any
+) -> None:
+    try:
+        info = diff.model_info(sender)
+        if info is None or not events.is_enabled(MODEL_LOGGER):
+            return
+        pk = instance.pk
+        event = diff.model_event(info, EventType.DELETE, pk, diff.instance_repr(info, instance))
+        diff.dispatch(using, diff.message_for(EventType.DELETE, info, event["instance_id"]), event)
+    except Exception:
+        _diagnostic.exception("model audit failed in post_delete of %s", sender)
+
+
+def _on_m2m_changed(
+    sender: type[Model],
+    instance: Model,
+    action: str,
+    reverse: bool,
+    model: type[Model],
+    pk_set: set[Any] | None,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
+    event_type = _M2M_EVENTS.get(action)
+    if event_type is None:
+        return
+    try:
+        info = diff.model_info(type(instance))
+        field = _through_fields.get(sender)
+        if info is None or field is None or not events.is_enabled(MODEL_LOGGER):
+            return
+        if reverse:
+            name = field.remote_field.get_accessor_name()
+            cache_name = field.related_query_name()
+        else:
+            name = cache_name = field.name
+        if pk_set is not None:
+            related_ids: list[Any] | None = diff.sorted_pks(pk_set, as_str=True)
+        else:
+            related_ids = _prefetched_pks(instance, cache_name)
+        pk = instance.pk
+        event = diff.model_event(
+            info,
+            event_type,
+            pk,
+            diff.instance_repr(info, instance),
+            field=name,
+            related_model=model._meta.label,
+            related_ids=related_ids,
+        )
+        diff.dispatch(using, diff.message_for(event_type, info, event["instance_id"]), event)
+    except Exception:
+        _diagnostic.exception("model audit failed in m2m_changed of %s", sender)
+
+
+def _prefetched_pks(instance: Model, cache_name: str) -> list[Any] | None:
+    cache = instance.__dict__.get("_prefetched_objects_cache") or {}
+    qs = cache.get(cache_name)
+    if qs is None or qs._result_cache is None:
+        return None  # listing them would cost a query
+    return diff.sorted_pks((o.pk for o in qs._result_cache), as_str=True)
+
+
+# -- loading ----------------------------------------------------------------------
+
+
+def _install_loading_hooks() -> None:
+    """Wrap ``Model.from_db`` and ``Model.refresh_from_db`` once, globally."""
+    if getattr(Model.from_db, "_activity_audit", False):
+        return
+    original_from_db = Model.from_db.__func__  # type: ignore[attr-defined]
+    original_refresh = Model.refresh_from_db
+    infos = diff._infos
+    model_info = diff.model_info
+    remember_loaded = diff.remember_loaded
+    record_read = reads.record
+    snapshot_key = diff.SNAPSHOT_KEY
+
+    def from_db(
+        cls: type[Model], db: str | None, field_names: Collection[str], values: Any
+    ) -> Model:
+        new: Model = original_from_db(cls, db, field_names, values)
+        # Inline cache hit: this runs once per loaded row.
+        info = infos.get(cls, _MISSING)
+        if info is _MISSING:
+            try:
+                info = model_info(cls)
+            except Exception:
+                _diagnostic.exception("could not decide whether %s is audited", cls)
+                info = None
+        if info is not None:
+            try:
+                if len(values) == info.plain_width:
+                    # Immutable values: the row itself is the snapshot, no copy.
+                    new.__dict__[snapshot_key] = values
+                else:
+                    remember_loaded(info, new, field_names, values)
+                if info.read:
+                    record_read(info, new)
+            except Exception:
+                _diagnostic.exception("model audit failed loading %s", cls)
+        return new
+
+    def refresh_from_db(
+        self: Model,
+        using: str | None = None,
+        fields: Collection[str] | None = None,
+        from_queryset: Any = None,
+    ) -> None:
+        original_refresh(self, using, fields, from_queryset)
+        try:
+            info = diff.model_info(type(self))
+            if info is not None:
+                # The refreshed fields now hold what the database holds.
+                diff.remember_current(info, self, diff.attnames_of(info, fields))
+        except Exception:
+            _diagnostic.exception("model audit failed refreshing %s", type(self))
+
+    from_db._activity_audit = True  # type: ignore[attr-defined]
+    from_db.__doc__ = original_from_db.__doc__
+    refresh_from_db.__doc__ = original_refresh.__doc__
+    Model.from_db = classmethod(from_db)  # type: ignore[method-assign,assignment]
+    Model.refresh_from_db = refresh_from_db  # type: ignore[method-assign,assignment]
+
+
+# -- connection -------------------------------------------------------------------
+
+
+def _connect_sender(signal: signals.ModelSignal, receiver: Any, sender: type[Model]) -> None:
+    signal.connect(receiver, sender=sender, weak=False, dispatch_uid=(_UID, sender._meta.label))
+    _connected.append((signal, sender))
+
+
+def reconnect() -> None:
+    """(Re)connect the receivers to every model audited under the current settings."""
+    for signal, sender in _connected:
+        signal.disconnect(sender=sender, dispatch_uid=(_UID, sender._meta.label))
+    _connected.clear()
+    _through_fields.clear()
+    diff.forget_models()
+    throughs: set[type[Model]] = set()
+    for model in apps.get_models():
+        if diff.model_info(model) is None:
+            continue
+        _connect_sender(signals.post_save, _on_post_save, model)
+        _connect_sender(signals.post_delete, _on_post_delete, model)
+        opts = model._meta
+        m2m_fields: list[Any] = [*opts.many_to_many]
+        m2m_fields += [rel.field for rel in opts.related_objects if rel.many_to_many]
+        for field in m2m_fields:
+            through = field.remote_field.through
+            if isinstance(through, type) and through not in throughs:
+                throughs.add(through)
+                _through_fields[through] = field
+                _connect_sender(signals.m2m_changed, _on_m2m_changed, through)
+
+
+def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in _MODEL_SETTINGS:
+        try:
+            reconnect()
+        except Exception:
+            _diagnostic.exception("could not reconnect model auditing after %s changed", setting)
+
 
 def connect() -> None:
-    """Connect the model receivers and install the queryset patches."""
+    """Connect the model receivers and install the loading hooks and queryset patches.
+
+    Called from ``AppConfig.ready``; idempotent.
+    """
+    _install_loading_hooks()
+    bulk.install()
+    add_scope_end_hook(reads.flush)
+    setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid=_UID)
+    reconnect()

@@ -69,6 +69,18 @@ MODEL_KEYS: Final = (
     "instance_id",
     "instance_repr",
     "changes",
+    # M2M_*: the relation, the other side's model label, its primary keys.
+    "field",
+    "related_model",
+    "related_ids",
+    # BULK_* and READ: rows affected or instances loaded, fields written,
+    # primary keys (capped at AUDIT_READ_MAX_IDS) and how many there were,
+    # and for QuerySet.update() the filter as {"sql", "params"}.
+    "count",
+    "fields",
+    "instance_ids",
+    "ids_total",
+    "query",
     *CONTEXT_KEYS,
     "trace_id",
     "extra",

@@ -52,3 +52,44 @@ class Note(models.Model):
     """A model excluded from auditing in some tests."""
 
     text = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Opaque:
+    """A value nothing can compare or print: its ``==``, ``str`` and ``repr`` raise."""
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("Opaque values cannot be compared")
+
+    __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        raise RuntimeError("Opaque values cannot be printed")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("Opaque values cannot be printed")
+
+
+class OpaqueField(models.TextField):
+    """Stores :class:`Opaque` values as text (model auditing's worst case)."""
+
+    def from_db_value(self, value: str | None, expression: object, connection: object) -> object:
+        return None if value is None else Opaque(value)
+
+    def get_prep_value(self, value: object) -> object:
+        return value.raw if isinstance(value, Opaque) else value
+
+
+class Gadget(models.Model):
+    """Holds a value auditing can neither compare nor serialize."""
+
+    label = models.CharField(max_length=50)
+    payload = OpaqueField(null=True)
+
+    def __str__(self) -> str:
+        return self.label

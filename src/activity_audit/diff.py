@@ -1,0 +1,488 @@
+"""What a model record says: per-model metadata, loaded-value snapshots, diffs.
+
+The values an instance was loaded with are kept on the instance when
+``Model.from_db`` builds it (see :mod:`activity_audit.receivers`), so an UPDATE
+is diffed against them without a query. The snapshot is the very tuple of
+values Django passed to ``from_db`` -- no copy, except for values that can be
+mutated in place (JSON dicts and lists, arrays) -- and becomes a dict only
+when a save needs it.
+
+This module also builds the event dicts and sends them at commit, for the
+signal receivers, the queryset patches and the READ accounting alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import logging
+import re
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Final
+
+from django.db import connections
+from django.db.models import Model
+
+from activity_audit import events
+from activity_audit._json import jsonable
+from activity_audit.conf import DEFAULT_MODELS_EXCLUDE, conf
+from activity_audit.context import context_fields
+from activity_audit.schema import DIAGNOSTIC_LOGGER, MODEL_LOGGER, REDACTED, EventType
+
+__all__ = [
+    "UNKNOWN",
+    "ModelInfo",
+    "changes_for",
+    "dispatch",
+    "forget_models",
+    "instance_repr",
+    "loaded_values",
+    "model_event",
+    "model_info",
+    "remember_current",
+    "remember_loaded",
+]
+
+#: ``old`` of a change whose previous value is not known without a query: the
+#: field was deferred when the instance was loaded, or the instance was never
+#: loaded from the database (built with a primary key and saved).
+UNKNOWN: Final = "[UNKNOWN]"
+
+#: Field names masked on every model: Django's ``User.password`` hash never appears.
+ALWAYS_MASKED: Final = frozenset({"password"})
+
+#: Fields that are secrets whatever their name says: a DRF token's key and a
+#: session's key are credentials (and primary keys, so ``instance_id`` is masked too).
+BUILTIN_MASKED: Final[dict[str, frozenset[str]]] = {
+    "authtoken.token": frozenset({"key"}),
+    "authtoken.tokenproxy": frozenset({"key"}),
+    "sessions.session": frozenset({"session_key", "session_data"}),
+}
+
+#: Key in ``instance.__dict__`` holding the snapshot. Not on ``_state``: adding a
+#: key there costs more per loaded row (measured) than on the instance's own dict.
+SNAPSHOT_KEY: Final = "_activity_audit_loaded"
+
+_MISSING: Any = object()
+_diagnostic = logging.getLogger(DIAGNOSTIC_LOGGER)
+
+# Types whose values JSON carries as they are: no conversion call needed.
+_NATIVE: Final = frozenset({str, int, float, bool, type(None)})
+# Exact types with a cheap exact conversion (ISO-8601, Decimal and UUID as strings).
+_CONVERTERS: Final[dict[type, Callable[[Any], Any]]] = {
+    uuid.UUID: str,
+    decimal.Decimal: str,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+}
+# Types that cannot change in place once loaded: never copied into a snapshot.
+_IMMUTABLE: Final = _NATIVE | {bytes, uuid.UUID}
+# Field classes whose values are mutable containers (matched by class name so
+# contrib.postgres is not imported where it is not installed).
+_MUTABLE_FIELD_CLASSES: Final = frozenset({"JSONField", "ArrayField", "HStoreField"})
+
+
+class ModelInfo:
+    """Everything auditing needs to know about one audited model, computed once."""
+
+    __slots__ = (
+        "all_attnames",
+        "app_label",
+        "attname_of",
+        "field_of",
+        "fields",
+        "label",
+        "m2m",
+        "masked_columns",
+        "model",
+        "mutable",
+        "mutable_positions",
+        "name",
+        "pk_attname",
+        "pk_masked",
+        "plain_width",
+        "read",
+    )
+
+    def __init__(self, model: type[Model], read: bool) -> None:
+        opts = model._meta
+        self.model = model
+        self.label: str = opts.label
+        self.name: str = model.__name__
+        self.app_label: str = opts.app_label
+        self.read = read
+        excluded = _per_model(conf.excluded_fields, model)
+        listed = _per_model(conf.masked_fields, model)
+        for label in _labels(model):
+            listed |= BUILTIN_MASKED.get(label, frozenset())
+        pattern = re.compile(conf.masked_fields_pattern)
+
+        def is_masked(name: str, attname: str) -> bool:
+            return (
+                name in ALWAYS_MASKED
+                or name in listed
+                or attname in listed
+                or pattern.search(name) is not None
+            )
+
+        concrete = opts.concrete_fields
+        self.all_attnames: tuple[str, ...] = tuple(f.attname for f in concrete)
+        #: (name, attname, masked) of every concrete field not excluded.
+        self.fields: tuple[tuple[str, str, bool], ...] = tuple(
+            (f.name, f.attname, is_masked(f.name, f.attname))
+            for f in concrete
+            if f.name not in excluded and f.attname not in excluded
+        )
+        #: Field name or attname -> attname, to read ``update_fields``.
+        self.attname_of: dict[str, str] = {f.name: f.attname for f in concrete}
+        self.attname_of.update((f.attname, f.attname) for f in concrete)
+        self.field_of: dict[str, Any] = {f.attname: f for f in concrete}
+        pk = opts.pk
+        self.pk_attname: str = pk.attname
+        #: A secret primary key: ids are masked wherever they appear.
+        self.pk_masked: bool = is_masked(pk.name, pk.attname)
+        #: Database columns of masked fields (a filter naming one has its params masked).
+        self.masked_columns: tuple[str, ...] = tuple(
+            f.column for f in concrete if f.column and is_masked(f.name, f.attname)
+        )
+        #: (name, masked) of forward many-to-many fields, read from the prefetch cache.
+        self.m2m: tuple[tuple[str, bool], ...] = tuple(
+            (f.name, is_masked(f.name, f.name))
+            for f in opts.many_to_many
+            if f.name not in excluded
+        )
+        mutable = [
+            i for i, f in enumerate(concrete)
+            if any(c.__name__ in _MUTABLE_FIELD_CLASSES for c in type(f).__mro__)
+        ]
+        self.mutable_positions: tuple[int, ...] = tuple(mutable)
+        self.mutable: frozenset[str] = frozenset(self.all_attnames[i] for i in mutable)
+        #: The length of a full load whose values can be kept as they are, else -1.
+        self.plain_width: int = -1 if mutable else len(self.all_attnames)
+
+
+def _labels(model: type[Model]) -> set[str]:
+    """``model``'s lower-case label, and its concrete model's for a proxy."""
+    opts = model._meta
+    labels = {opts.label_lower}
+    if opts.concrete_model is not None:
+        labels.add(opts.concrete_model._meta.label_lower)
+    return labels
+
+
+def _matches(model: type[Model], labels: Iterable[str]) -> bool:
+    opts = model._meta
+    wanted = {label.lower() for label in labels}
+    if opts.app_label.lower() in wanted or opts.label_lower in wanted:
+        return True
+    concrete = opts.concrete_model
+    # A proxy follows the decision made for its concrete model.
+    return opts.proxy and concrete is not None and concrete._meta.label_lower in wanted
+
+
+def _per_model(mapping: Mapping[str, Iterable[str]], model: type[Model]) -> frozenset[str]:
+    """Field names listed for ``model`` (its label, its app, ``"*"``; a proxy's concrete model)."""
+    keys = {"*", model._meta.app_label.lower(), *_labels(model)}
+    names: set[str] = set()
+    for key, fields in mapping.items():
+        if key.lower() in keys:
+            names.update(fields)
+    return frozenset(names)
+
+
+def is_audited(model: type[Model]) -> bool:
+    """Whether ``model`` is audited under the current settings."""
+    if model._meta.auto_created or model._meta.abstract:
+        return False
+    if _matches(model, conf.models_exclude):
+        return False
+    include = conf.models_include
+    if include is not None:
+        return _matches(model, include)
+    return not _matches(model, DEFAULT_MODELS_EXCLUDE)
+
+
+_infos: dict[type[Model], ModelInfo | None] = {}
+
+
+def model_info(model: type[Model]) -> ModelInfo | None:
+    """The cached :class:`ModelInfo` of ``model``, or None when it is not audited."""
+    info = _infos.get(model, _MISSING)
+    if info is _MISSING:
+        info = None
+        if is_audited(model):
+            info = ModelInfo(model, read=_matches(model, conf.read_models))
+        _infos[model] = info
+    return info  # type: ignore[no-any-return]
+
+
+def forget_models() -> None:
+    """Drop every cached decision (settings changed)."""
+    _infos.clear()
+
+
+# -- values -----------------------------------------------------------------
+
+
+def native(value: Any) -> Any:
+    """``value`` as JSON-native data (a fast path for the common types)."""
+    kind = type(value)
+    if kind in _NATIVE:
+        return value
+    convert = _CONVERTERS.get(kind)
+    if convert is not None:
+        return convert(value)
+    return jsonable(value)
+
+
+def _copy_mutable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_mutable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_mutable(v) for v in value]
+    return value
+
+
+def instance_repr(info: ModelInfo, instance: Model) -> dict[str, Any]:
+    """Every audited concrete field (foreign keys as their id), masked fields masked.
+
+    Many-to-many fields are listed as primary keys only when the prefetch cache
+    holds them: reading them otherwise would cost a query.
+    """
+    values = instance.__dict__
+    out: dict[str, Any] = {}
+    natives = _NATIVE
+    for name, attname, masked in info.fields:
+        value = values.get(attname, _MISSING)
+        if value is _MISSING:
+            continue  # deferred: not loaded, and reading it would query
+        if masked:
+            out[name] = REDACTED
+        elif type(value) in natives:
+            out[name] = value
+        else:
+            out[name] = native(value)
+    if info.m2m:
+        cache = values.get("_prefetched_objects_cache")
+        if cache:
+            for name, masked in info.m2m:
+                qs = cache.get(name)
+                if qs is not None and qs._result_cache is not None:
+                    out[name] = REDACTED if masked else sorted_pks(o.pk for o in qs._result_cache)
+    return out
+
+
+def sorted_pks(pks: Iterable[Any], as_str: bool = False) -> list[Any]:
+    """Primary keys sorted (insertion order if unorderable), JSON-native or as strings."""
+    items = list(pks)
+    with contextlib.suppress(TypeError):
+        items.sort()
+    return [str(pk) for pk in items] if as_str else [native(pk) for pk in items]
+
+
+# -- snapshots ----------------------------------------------------------------
+#
+# ``instance.__dict__[SNAPSHOT_KEY]`` is either the list/tuple of values
+# ``from_db`` received for a full load (concrete-field order), or a dict
+# ``{attname: value}`` of what is known to be in the database.
+
+
+def remember_loaded(
+    info: ModelInfo, instance: Model, field_names: Collection[str], values: Any
+) -> None:
+    """Keep what ``from_db`` loaded ``instance`` with (called once per row).
+
+    The receivers inline the common case (a full load of a model with no
+    mutable field: keep ``values`` itself); this handles the rest.
+    """
+    if len(values) == len(info.all_attnames):
+        copied = list(values)
+        for i in info.mutable_positions:
+            copied[i] = _copy_mutable(copied[i])
+        instance.__dict__[SNAPSHOT_KEY] = copied
+        return
+    # A deferred load: the same mapping as Django's ``Model.from_db``.
+    it = iter(values)
+    snapshot = {a: next(it) for a in info.all_attnames if a in field_names}
+    for attname in info.mutable.intersection(snapshot):
+        snapshot[attname] = _copy_mutable(snapshot[attname])
+    instance.__dict__[SNAPSHOT_KEY] = snapshot
+
+
+def loaded_values(info: ModelInfo, instance: Model) -> dict[str, Any] | None:
+    """``{attname: value}`` the instance holds in the database as far as known, or None."""
+    snapshot = instance.__dict__.get(SNAPSHOT_KEY)
+    if snapshot is None or isinstance(snapshot, dict):
+        return snapshot
+    as_dict = dict(zip(info.all_attnames, snapshot, strict=True))
+    instance.__dict__[SNAPSHOT_KEY] = as_dict
+    return as_dict
+
+
+def remember_current(
+    info: ModelInfo, instance: Model, attnames: Iterable[str] | None = None
+) -> None:
+    """Record that ``instance``'s current values (or just ``attnames``) are in the DB.
+
+    Expressions (``F("n") + 1``) are kept as they are; a later diff treats
+    them as an unknown old value.
+    """
+    current = instance.__dict__
+    if attnames is None:
+        # Non-field keys come along; harmless, as only attnames are looked up.
+        snapshot = current.copy()
+        del snapshot["_state"]
+        # Not the previous snapshot: snapshots must not chain.
+        snapshot.pop(SNAPSHOT_KEY, None)
+        snapshot.pop("_prefetched_objects_cache", None)
+    else:
+        snapshot = dict(loaded_values(info, instance) or {})
+        for a in attnames:
+            if a in current:
+                snapshot[a] = current[a]
+            else:
+                snapshot.pop(a, None)
+    for attname in info.mutable:
+        value = snapshot.get(attname)
+        if value is not None and type(value) not in _IMMUTABLE:
+            snapshot[attname] = _copy_mutable(value)
+    instance.__dict__[SNAPSHOT_KEY] = snapshot
+
+
+def attnames_of(info: ModelInfo, update_fields: Iterable[str] | None) -> frozenset[str] | None:
+    """``update_fields`` (names or attnames) as attnames; None means every field."""
+    if update_fields is None:
+        return None
+    return frozenset(info.attname_of.get(name, name) for name in update_fields)
+
+
+def _same(field: Any, old: Any, new: Any) -> bool:
+    """Whether ``old`` and ``new`` are the same stored value (after a first ``!=``)."""
+    if not _is_plain(old) or not _is_plain(new) or type(old) is type(new):
+        return False
+    # "1.50" assigned to a DecimalField equals the Decimal it was loaded as.
+    try:
+        return bool(field.to_python(old) == field.to_python(new))
+    except Exception:
+        return False
+
+
+def _is_plain(value: Any) -> bool:
+    return type(value) in _IMMUTABLE or not hasattr(value, "resolve_expression")
+
+
+def changes_for(
+    info: ModelInfo, instance: Model, update_attnames: frozenset[str] | None
+) -> dict[str, dict[str, Any]]:
+    """``{field: {"old": …, "new": …}}`` of what this save wrote and what changed.
+
+    Compared with the values the instance was loaded with (or last saved);
+    a field whose old value is unknown reports ``old`` as :data:`UNKNOWN`.
+    """
+    loaded = loaded_values(info, instance) or {}
+    current = instance.__dict__
+    pk_attname = info.pk_attname
+    changes: dict[str, dict[str, Any]] = {}
+    for name, attname, masked in info.fields:
+        if update_attnames is not None and attname not in update_attnames:
+            continue
+        if attname == pk_attname:
+            continue  # an UPDATE matched the row by it: never a change
+        new = current.get(attname, _MISSING)
+        if new is _MISSING:
+            continue  # still deferred: not written by this save
+        old = loaded.get(attname, _MISSING)
+        if old is not _MISSING:
+            try:
+                if old is new or old == new:
+                    continue
+            except Exception:
+                pass  # a value that cannot be compared is reported as changed
+            if _same(info.field_of[attname], old, new):
+                continue
+            if not _is_plain(old):
+                old = _MISSING
+        if masked:
+            changes[name] = {"old": REDACTED, "new": REDACTED}
+        else:
+            changes[name] = {
+                "old": UNKNOWN if old is _MISSING else native(old),
+                "new": native(new),
+            }
+    return changes
+
+
+# -- events -------------------------------------------------------------------
+
+
+def model_event(
+    info: ModelInfo,
+    event_type: EventType,
+    instance_id: Any,
+    instance_repr: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+    **keys: Any,
+) -> dict[str, Any]:
+    """A model event with the context keys (actor, request id, trace id) taken now."""
+    event: dict[str, Any] = {
+        "model": info.name,
+        "app_label": info.app_label,
+        "event_type": str(event_type),
+        "instance_id": (
+            None if instance_id is None else REDACTED if info.pk_masked else str(instance_id)
+        ),
+        "instance_repr": instance_repr if instance_repr is not None else {},
+        "changes": changes if changes is not None else {},
+    }
+    event.update(keys)
+    context = context_fields()
+    if context["extra"]:
+        context["extra"] = jsonable(context["extra"])
+    if context["user_info"]:
+        context["user_info"] = jsonable(context["user_info"])
+    event.update(context)
+    event["service_name"] = conf.service_name
+    return event
+
+
+def _emitter(message: str, event: dict[str, Any]) -> Callable[[], None]:
+    # A closure, not functools.partial: Django's robust on_commit logs the
+    # callback's __qualname__ when it fails.
+    def emit_model_event() -> None:
+        events.emit(MODEL_LOGGER, message, event)
+
+    return emit_model_event
+
+
+def dispatch(using: str | None, message: str, event: dict[str, Any]) -> None:
+    """Emit ``event`` when the transaction on ``using`` commits (now, outside one).
+
+    A rolled-back transaction or savepoint discards it, as Django discards its
+    ``on_commit`` callbacks. Never raises.
+    """
+    try:
+        connection = connections[using or "default"]
+        if connection.in_atomic_block:
+            connection.on_commit(_emitter(message, event), robust=True)
+            return
+    except Exception:
+        _diagnostic.exception("could not defer audit event to commit: %s", message)
+    # Autocommit (or manual transaction management, where on_commit refuses).
+    events.emit(MODEL_LOGGER, message, event)
+
+
+def message_for(event_type: str, info: ModelInfo, instance_id: Any) -> str:
+    """``"CREATE event for Patient (id: 6f77…)"``."""
+    return f"{event_type} event for {info.name} (id: {instance_id})"
+
+
+def capped_ids(info: ModelInfo, pks: Iterable[Any]) -> tuple[list[str], int]:
+    """At most ``AUDIT_READ_MAX_IDS`` ids as strings (like ``instance_id``), and the total."""
+    items = list(pks)
+    limit = conf.read_max_ids
+    if info.pk_masked:
+        return [REDACTED] * min(limit, len(items)), len(items)
+    return [str(pk) for pk in items[:limit]], len(items)
