@@ -44,12 +44,13 @@ def ensure_venv(extras: list[str]) -> None:
     stamp = VENV / f".dev-installed-{digest.hexdigest()[:16]}"
     if stamp.exists():
         return
-    print(f"dev.py: installing the project with [{','.join(extras)}]", flush=True)
-    subprocess.run(
+    print(f"dev.py: installing the project with [{','.join(extras)}] into {VENV}", flush=True)
+    code = subprocess.call(
         [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "-e", f"{ROOT}[{','.join(extras)}]"],
-        check=True,
     )
+    if code:
+        raise SystemExit(f"dev.py: pip install failed with exit code {code}")
     for old in VENV.glob(".dev-installed-*"):
         old.unlink()
     stamp.touch()
@@ -61,7 +62,8 @@ def main(argv: list[str]) -> int:
         return 2
     command, args = argv[0], argv[1:]
     if command == "demo":
-        ensure_venv([])
+        # The same environment as the tests: one install serves both commands.
+        ensure_venv(_extras())
         return subprocess.call([str(PYTHON), str(ROOT / "example" / "demo.py"), *args], cwd=ROOT)
     ensure_venv(_extras())
     code = subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)

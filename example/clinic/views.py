@@ -23,4 +23,6 @@ def patients(request: HttpRequest) -> JsonResponse:
             with HTTPClient("lab-service") as lab:
                 lab.post(lab_url, json={"patient": patient.pk, "api_key": "lab-secret"}, timeout=5)
         return JsonResponse({"id": patient.pk, "name": patient.name}, status=201)
-    return JsonResponse({"patients": list(Patient.objects.values("id", "name")[:10])})
+    # Loading instances (not .values()) is what READ accounting sees.
+    return JsonResponse({"patients": [{"id": p.pk, "name": p.name}
+                                      for p in Patient.objects.all()[:10]]})
