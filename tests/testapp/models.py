@@ -75,7 +75,7 @@ class Opaque:
         raise RuntimeError("Opaque values cannot be printed")
 
 
-class OpaqueField(models.TextField):
+class OpaqueField(models.TextField):  # type: ignore[type-arg]
     """Stores :class:`Opaque` values as text (model auditing's worst case)."""
 
     def from_db_value(self, value: str | None, expression: object, connection: object) -> object:
