@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from activity_audit.conf import DEFAULT_USER_INFO_CANDIDATES, conf
+from activity_audit.schema import REDACTED
 
 __all__ = ["describe_user"]
 
@@ -32,7 +34,17 @@ def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
         # __class__, not type(): a SimpleLazyObject (request.user) reports the user's class.
         fields = _default_fields(actor.__class__) if hasattr(actor, "_meta") else ()
     info: dict[str, Any] = {}
+    masked = _masked_re(conf.masked_fields_pattern)
     for name in fields:
+        if name == "password" or masked.search(name):
+            # AUDIT_USER_INFO_FIELDS = ["password"] must not put the hash on every event.
+            info[name] = REDACTED
+            continue
         value = getattr(actor, name, None)
         info[name] = value if value is None or isinstance(value, (str, int, bool)) else str(value)
     return str(pk), info
+
+
+@lru_cache(maxsize=8)
+def _masked_re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)

@@ -159,8 +159,9 @@ def describe_filter(qs: QuerySet[Any], info: ModelInfo | None = None) -> dict[st
 
     ``sql`` is empty when the filter matches every row, and None when it
     matches none (Django then runs no query at all). When the clause mentions
-    a masked column of ``info``'s model, every parameter is masked: which
-    parameter belongs to which column is not known.
+    a masked column of ``info``'s model, or reaches another table (a join or a
+    subquery, whose masked columns are not this model's), every parameter is
+    masked: which parameter belongs to which column is not known.
     """
     compiler = qs.query.get_compiler(qs.db)
     try:
@@ -169,7 +170,16 @@ def describe_filter(qs: QuerySet[Any], info: ModelInfo | None = None) -> dict[st
         return {"sql": "", "params": []}
     except EmptyResultSet:
         return {"sql": None, "params": []}
-    if info is not None and any(column in sql for column in info.masked_columns):
+    own_table = qs.model._meta.db_table
+    other_tables = any(
+        getattr(alias, "table_name", own_table) != own_table
+        for alias in qs.query.alias_map.values()
+    )
+    if (
+        other_tables
+        or "SELECT" in sql.upper()
+        or (info is not None and any(column in sql for column in info.masked_columns))
+    ):
         return {"sql": sql, "params": [REDACTED] * len(params)}
     return {"sql": sql, "params": [native(p) for p in params]}
 

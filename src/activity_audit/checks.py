@@ -11,7 +11,7 @@ activity_audit.E002        a setting that takes a list of strings got something 
 activity_audit.E003        a setting that takes regexes has one that does not compile
 activity_audit.E004        a model label does not name an installed app or model
 activity_audit.E005        a per-model field setting is not ``{label: [field, ...]}``
-activity_audit.E006        an integer setting is not a positive integer
+activity_audit.E006        an integer setting is not a positive integer (or a list of ints)
 activity_audit.E007        ``AUDIT_REDACTOR`` does not import to a ``Redactor`` subclass
 activity_audit.E008        a boolean setting is not a bool
 activity_audit.E009        a header-name setting is not a valid HTTP header name
@@ -162,11 +162,22 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         if hasattr(settings, name):
             errors.extend(_check_field_map(name, getattr(settings, name)))
 
+    statuses = getattr(settings, "AUDIT_LOG_STATUS_CODES", None)
+    if statuses is not None and not (
+        isinstance(statuses, (list, tuple, set, frozenset))
+        and all(isinstance(c, int) and not isinstance(c, bool) for c in statuses)
+    ):
+        errors.append(_error(
+            f"AUDIT_LOG_STATUS_CODES must be None or a list of integer status codes, "
+            f"got {statuses!r}.", "E006", hint="AUDIT_LOG_STATUS_CODES = [200, 201, 400, 500]",
+        ))
+
     for name in ("AUDIT_READ_MAX_IDS", "AUDIT_MAX_BODY_BYTES"):
         if hasattr(settings, name):
             errors.extend(_check_positive_int(name, getattr(settings, name)))
 
     for name in ("AUDIT_LOG_UNCHANGED_UPDATES", "AUDIT_LOG_EXTERNAL_REQUESTS",
+                 "AUDIT_LOG_TEXT_BODIES",
                  "SHOULD_LOG_EXTERNAL_REQUESTS"):
         if hasattr(settings, name):
             errors.extend(_check_bool(name, getattr(settings, name)))

@@ -27,7 +27,13 @@ __all__ = ["conf"]
 _MISSING: Any = object()
 
 DEFAULT_UNREGISTERED_URLS: Final = [r"^/admin/", r"^/static/", r"^/favicon\.ico"]
-DEFAULT_MASKED_FIELDS_PATTERN: Final = r"(?i)pass(word|wd)?$|secret|token|ssn|api.?key|cvv"
+#: Model field names masked on every model. Narrower than the body key regex
+#: (no "auth", "session", "card" alone): masking "author" or "session_count"
+#: would hide what an audit trail is for.
+DEFAULT_MASKED_FIELDS_PATTERN: Final = (
+    r"(?i)pass(word|wd|phrase|code)?(_?hash)?$|password|secret|token|ssn|api.?key|cvv"
+    r"|credit.?card|card.?number|private.?key|otp|^pin$|seed|session.?key|auth.?code"
+)
 DEFAULT_USER_INFO_CANDIDATES: Final = ("email", "first_name", "last_name", "title", "middle_name")
 #: Django's bookkeeping models: never audited unless listed in AUDIT_MODELS_INCLUDE.
 DEFAULT_MODELS_EXCLUDE: Final = (
@@ -162,6 +168,11 @@ class Settings:
     @property
     def max_body_bytes(self) -> int:
         return int(_get("AUDIT_MAX_BODY_BYTES", 64 * 1024))
+
+    @property
+    def log_text_bodies(self) -> bool:
+        """Record text bodies (HTML, XML, plain text) decoded instead of by type and size."""
+        return bool(_get("AUDIT_LOG_TEXT_BODIES", False))
 
     # -- redaction ---------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from activity_audit._json import jsonable
 from activity_audit.schema import DIAGNOSTIC_LOGGER
 
 __all__ = [
@@ -211,13 +212,19 @@ class audit_context:
         if request_id is not _UNSET:
             self._values["request_id"] = request_id
         if extra:
-            self._values["extra"] = extra
-        self._stack: list[Any] = []
+            # JSON-native once, here: every channel ships ``extra`` as it is.
+            self._values["extra"] = jsonable(extra)
+        # The blocks this instance has open, per thread / asyncio task: one
+        # module-level ``system = audit_context(actor="system")`` may be entered
+        # by many of them at once, and each must exit its own.
+        self._open: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+            "activity_audit_open_blocks", default=()
+        )
 
     def __enter__(self) -> AuditScope:
         cm = bind(**self._values)
         scope = cm.__enter__()
-        self._stack.append(cm)
+        self._open.set((*self._open.get(), cm))
         return scope
 
     def __exit__(
@@ -226,7 +233,9 @@ class audit_context:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stack.pop().__exit__(exc_type, exc, tb)
+        *rest, cm = self._open.get()
+        self._open.set(tuple(rest))
+        cm.__exit__(exc_type, exc, tb)
 
     async def __aenter__(self) -> AuditScope:
         return self.__enter__()

@@ -127,3 +127,44 @@ def test_end_hooks_run_once_for_the_outermost_scope() -> None:
 def test_state_shared_with_nested_scopes() -> None:
     with audit_context(actor="a") as outer, audit_context() as inner:
         assert inner.state is outer.state is not None
+
+
+def test_one_instance_shared_by_threads_and_tasks() -> None:
+    shared = audit_context(actor="system")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        try:
+            with shared:
+                barrier.wait()
+                assert context_fields()["user_id"] == "system"
+            assert get_scope().actor is None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+    async def task(n: int) -> Any:
+        async with shared:
+            await asyncio.sleep(0.001 * (3 - n))
+            inside = context_fields()["user_id"]
+        return inside, get_scope().actor
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(task(n) for n in range(3))))
+
+    assert asyncio.run(main()) == [("system", None)] * 3
+
+
+def test_extra_is_json_native() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    with audit_context(when=dt.date(2025, 1, 2), amount=Decimal("1.10")):
+        assert context_fields()["extra"] == {"when": "2025-01-02", "amount": "1.10"}

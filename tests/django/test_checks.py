@@ -36,6 +36,7 @@ def test_registered_with_django() -> None:
         ({"AUDIT_MASKED_FIELDS": {"testapp.Patient": ["no_such_field"]}}, "activity_audit.E005"),
         ({"AUDIT_MAX_BODY_BYTES": 0}, "activity_audit.E006"),
         ({"AUDIT_READ_MAX_IDS": "10"}, "activity_audit.E006"),
+        ({"AUDIT_LOG_STATUS_CODES": ["200"]}, "activity_audit.E006"),
         ({"AUDIT_REDACTOR": "no.such.Redactor"}, "activity_audit.E007"),
         ({"AUDIT_REDACTOR": "collections.OrderedDict"}, "activity_audit.E007"),
         ({"SHOULD_LOG_EXTERNAL_REQUESTS": "yes"}, "activity_audit.E008"),

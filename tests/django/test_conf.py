@@ -49,3 +49,16 @@ def test_redactor_is_swappable_and_follows_settings() -> None:
         assert redactor.redact({"pin": 1, "password": 2}) == {"pin": "XXX", "password": 2}
     with override_settings(AUDIT_REDACT_HEADERS=["X-Tenant-Secret-Header"]):
         assert conf.redactor.is_sensitive_header("x-tenant-secret-header")
+
+
+def test_user_info_never_carries_masked_fields() -> None:
+    from django.contrib.auth.models import User
+
+    from activity_audit.actors import describe_user
+    from activity_audit.schema import REDACTED
+
+    user = User(pk=7, username="ada", email="ada@example.org", password="pbkdf2$secret-hash")
+    with override_settings(AUDIT_USER_INFO_FIELDS=["email", "password", "username"]):
+        assert describe_user(user) == (
+            "7", {"email": "ada@example.org", "password": REDACTED, "username": "ada"}
+        )
