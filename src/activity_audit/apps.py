@@ -32,16 +32,17 @@ class ActivityAuditConfig(AppConfig):
 
     @staticmethod
     def _install_outbound_settings() -> None:
-        from activity_audit import protocols
+        from activity_audit import outbound
         from activity_audit.conf import conf
 
         # Read on every outbound call, so override_settings reaches existing clients.
-        def outbound_settings() -> protocols.OutboundSettings:
-            return protocols.OutboundSettings(
+        def outbound_settings() -> outbound.OutboundSettings:
+            return outbound.OutboundSettings(
                 enabled=conf.log_external_requests,
                 request_id_header=conf.outbound_request_id_header,
                 max_body_bytes=conf.max_body_bytes,
                 redactor=conf.redactor,
+                record_text=conf.log_text_bodies,
             )
 
-        protocols.set_settings_provider(outbound_settings)
+        outbound.set_settings_provider(outbound_settings)

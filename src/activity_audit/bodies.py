@@ -65,6 +65,7 @@ def describe_body(
     max_bytes: int,
     redactor: Redactor,
     size: int | None = None,
+    record_text: bool = False,
 ) -> Any:
     """Describe ``body`` for an event.
 
@@ -74,9 +75,13 @@ def describe_body(
         max_bytes: bodies larger than this are not parsed.
         redactor: applied to parsed JSON and form data.
         size: the full size when ``body`` holds only a prefix.
+        record_text: record text bodies (``text/*``, XML, ndjson) decoded. Off by
+            default: a key regex cannot find a password in a SOAP envelope or a
+            CSRF token in an HTML page, so text is kept by type and size only.
 
     Returns:
-        ``None`` for no body; parsed JSON or form data (redacted); decoded text;
+        ``None`` for no body; parsed JSON or form data (redacted); decoded text
+        (with ``record_text``);
         or a dict describing what was not recorded (``content_type``, ``size``,
         and ``truncated``, ``invalid_json`` or ``encoding_error``).
     """
@@ -85,6 +90,8 @@ def describe_body(
     total = size if size is not None else len(body)
     mtype = media_type(content_type)
     truncated = total > max_bytes
+    if is_text(mtype) and not record_text:
+        return {"content_type": mtype, "size": total}
     if truncated and not is_text(mtype):
         return {"content_type": mtype, "size": total, "truncated": True}
     if is_json(mtype):

@@ -6,7 +6,8 @@ Wrap the transport a client sends through::
     client = httpx.AsyncClient(transport=AsyncAuditTransport("billing"))
 
 Each HTTP exchange -- so each redirect hop -- emits one event, like
-:class:`activity_audit.protocols.HTTPClient`. The request id and W3C
+:class:`activity_audit.protocols.HTTPClient` (both build them with
+:mod:`activity_audit.outbound`). The request id and W3C
 ``traceparent`` are propagated; errors are recorded and re-raised unchanged.
 
 A transport cannot know whether the caller streams, so the response body is
@@ -25,22 +26,23 @@ from typing import Any, Final
 
 import httpx
 
-from activity_audit.bodies import describe_body, describe_multipart, media_type
+from activity_audit.bodies import describe_multipart, media_type
 from activity_audit.context import context_fields
-from activity_audit.protocols import (
+from activity_audit.outbound import (
     PROTOCOL_HTTP,
     OutboundSettings,
-    _add_missing,
-    _auditing,
-    _build_event,
-    _describe_bytes,
-    _emit,
-    _error_message,
-    _headers_repr,
-    _redact_url_parts,
-    _streaming_body,
+    add_missing_headers,
+    build_event,
     current_settings,
+    describe_request_body,
+    describe_response_body,
+    emit_event,
+    error_message,
+    headers_repr,
+    is_auditing,
     propagation_headers,
+    redact_url_parts,
+    streaming_body,
 )
 from activity_audit.schema import DIAGNOSTIC_LOGGER
 
@@ -94,13 +96,13 @@ def _request_body(request: httpx.Request, settings: OutboundSettings) -> Any:
     except httpx.RequestNotRead:
         content = None
     if content is not None:
-        return _describe_bytes(content, ctype, settings) if content else None
+        return describe_request_body(content, ctype, settings) if content else None
     if media_type(ctype) == "multipart/form-data":
         described = _multipart_repr(request, settings)
         if described is not None:
             return described
     # A generator or file streamed upload: auditing must not read it.
-    return _streaming_body(request.headers)
+    return streaming_body(request.headers)
 
 
 def _decode(data: bytes, encoding: str, limit: int) -> bytes | None:
@@ -145,7 +147,7 @@ class _Exchange:
         request: httpx.Request,
     ) -> None:
         redactor = settings.redactor
-        url, secrets = _redact_url_parts(str(request.url), redactor)
+        url, secrets = redact_url_parts(str(request.url), redactor)
         self.service_name = service_name
         self.settings = settings
         self.ctx = context_fields()
@@ -153,7 +155,7 @@ class _Exchange:
         self.request_repr: dict[str, Any] = {
             "method": request.method,
             "endpoint": url,
-            "headers": _headers_repr(request.headers, redactor),
+            "headers": headers_repr(request.headers, redactor),
             "body": _request_body(request, settings),
         }
         self.response: httpx.Response | None = None
@@ -187,7 +189,7 @@ class _Exchange:
         headers = response.headers
         ctype = headers.get("Content-Type")
         if not self.complete:
-            return {**_streaming_body(headers), "bytes_read": self.size}
+            return {**streaming_body(headers), "bytes_read": self.size}
         data = b"".join(self.captured)
         max_bytes = self.settings.max_body_bytes
         encoding = headers.get("Content-Encoding", "").strip().lower()
@@ -196,10 +198,8 @@ class _Exchange:
             if decoded is None or len(decoded) > max_bytes:
                 return {"content_type": media_type(ctype) or None, "size": self.size,
                         "content_encoding": encoding, "truncated": decoded is not None}
-            data = decoded
-            return describe_body(data, ctype, max_bytes=max_bytes, redactor=self.settings.redactor)
-        return describe_body(data, ctype, max_bytes=max_bytes, redactor=self.settings.redactor,
-                             size=self.size)
+            return describe_response_body(decoded, ctype, self.settings)
+        return describe_response_body(data, ctype, self.settings, size=self.size)
 
     def finish(self, error: BaseException | None = None) -> None:
         """Emit the event (once). Never raises."""
@@ -214,13 +214,13 @@ class _Exchange:
             if self.response is not None:
                 response_repr = {
                     "status_code": self.response.status_code,
-                    "headers": _headers_repr(self.response.headers, self.settings.redactor),
+                    "headers": headers_repr(self.response.headers, self.settings.redactor),
                     "body": self._response_body(self.response) if self.error is None else None,
                 }
             message = (
-                _error_message(self.error, self.secrets) if self.error is not None else None
+                error_message(self.error, self.secrets) if self.error is not None else None
             )
-            _emit(_build_event(self.service_name, PROTOCOL_HTTP, self.ctx, self.request_repr,
+            emit_event(build_event(self.service_name, PROTOCOL_HTTP, self.ctx, self.request_repr,
                                response_repr, message, ended - self.started))
         except Exception:
             _diagnostic.exception("could not record outbound HTTP call to %s", self.service_name)
@@ -233,14 +233,14 @@ def _begin(
     try:
         settings = fixed or current_settings()
         headers = httpx.Headers(request.headers)
-        _add_missing(headers, propagation_headers(settings.request_id_header))
+        add_missing_headers(headers, propagation_headers(settings.request_id_header))
         # A new Request, so each redirect hop (rebuilt by the client from its own
         # request) gets its own span id and the caller's object is untouched.
         outgoing = httpx.Request(
             request.method, request.url, headers=headers, stream=request.stream,
             extensions=request.extensions,
         )
-        exchange = _Exchange(service_name, settings, request) if _auditing(settings) else None
+        exchange = _Exchange(service_name, settings, request) if is_auditing(settings) else None
     except Exception:
         _diagnostic.exception("outbound HTTP auditing failed before the call")
         return request, None

@@ -5,9 +5,10 @@ Every exchange becomes one event on ``audit.request`` at level API, with
 request id of the current audit context. Errors are recorded and then re-raised
 unchanged; the clients keep no per-call state.
 
-Core module: no Django import. The clients read an :class:`OutboundSettings`
-on each call, from a provider the Django app installs at startup (mapping the
-``AUDIT_*`` settings), or from the ``settings=`` argument.
+Core module: no Django import. Settings, propagation and the event shapes
+shared with :mod:`activity_audit.httpx_client` live in
+:mod:`activity_audit.outbound`; its settings names are re-exported here, their
+published path.
 
 The current request id and W3C ``traceparent`` (with a fresh span id per call)
 are sent on outbound HTTP requests, so the downstream service's logs join ours.
@@ -21,33 +22,42 @@ import io
 import logging
 import os
 import posixpath
-import re
 import stat
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import IO, Any, Final
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from activity_audit import _json, events
-from activity_audit.bodies import describe_body, describe_multipart, media_type
-from activity_audit.context import context_fields, get_scope
-from activity_audit.redaction import Redactor
-from activity_audit.schema import (
-    DIAGNOSTIC_LOGGER,
-    EXTERNAL_REQUEST_MESSAGE,
-    REDACTED,
-    REQUEST_LOGGER,
-    RequestType,
+from activity_audit.context import context_fields
+from activity_audit.outbound import (
+    PROTOCOL_HTTP,
+    PROTOCOL_SFTP,
+    OutboundSettings,
+    add_missing_headers,
+    build_event,
+    current_settings,
+    describe_request_body,
+    describe_response_body,
+    emit_event,
+    error_message,
+    headers_repr,
+    is_auditing,
+    propagation_headers,
+    redact_url,
+    redact_url_parts,
+    set_settings_provider,
+    streaming_body,
 )
+from activity_audit.schema import DIAGNOSTIC_LOGGER
 
 __all__ = [
+    "PROTOCOL_HTTP",
+    "PROTOCOL_SFTP",
     "AuditHTTPAdapter",
     "HTTPClient",
     "OutboundSettings",
@@ -59,278 +69,6 @@ __all__ = [
 ]
 
 _diagnostic: Final = logging.getLogger(DIAGNOSTIC_LOGGER)
-
-PROTOCOL_HTTP: Final = "http"
-PROTOCOL_SFTP: Final = "sftp"
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundSettings:
-    """What the outbound clients read on each call.
-
-    Attributes:
-        enabled: emit events (at level API). ``False`` emits nothing; request-id
-            and trace headers are still propagated.
-        request_id_header: header carrying the current request id downstream.
-        max_body_bytes: bodies larger than this are recorded by type and size.
-        redactor: applied to headers, query strings and parsed bodies.
-    """
-
-    enabled: bool = True
-    request_id_header: str = "X-Request-ID"
-    max_body_bytes: int = 64 * 1024
-    redactor: Redactor = field(default_factory=Redactor)
-
-
-_DEFAULT_SETTINGS: Final = OutboundSettings()
-_provider: Callable[[], OutboundSettings] | None = None
-
-
-def set_settings_provider(provider: Callable[[], OutboundSettings] | None) -> None:
-    """Install the function the clients call for their settings (``None``: defaults).
-
-    The Django app installs one reading ``AUDIT_*`` settings on each call, so
-    ``override_settings`` applies to clients created earlier.
-    """
-    global _provider
-    _provider = provider
-
-
-def current_settings() -> OutboundSettings:
-    """The provider's :class:`OutboundSettings`, or the defaults. Never raises."""
-    if _provider is None:
-        return _DEFAULT_SETTINGS
-    try:
-        return _provider()
-    except Exception:
-        _diagnostic.exception("outbound settings provider failed; using defaults")
-        return _DEFAULT_SETTINGS
-
-
-def _auditing(settings: OutboundSettings) -> bool:
-    return settings.enabled and events.is_enabled(REQUEST_LOGGER)
-
-
-# -- propagation ---------------------------------------------------------------
-
-_TRACEPARENT_RE: Final = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-
-
-def _new_span_id() -> str:
-    span = os.urandom(8).hex()
-    # All-zero ids are invalid in W3C trace context.
-    while span == "0000000000000000":
-        span = os.urandom(8).hex()
-    return span
-
-
-def propagation_headers(request_id_header: str) -> dict[str, str]:
-    """Headers joining a downstream call to the current context.
-
-    The request id under ``request_id_header`` when the context has one, and a
-    ``traceparent`` with the incoming trace id and a new span id per call when
-    the context carries a valid incoming ``traceparent``.
-    """
-    scope = get_scope()
-    headers: dict[str, str] = {}
-    if scope.request_id and request_id_header:
-        headers[request_id_header] = str(scope.request_id)
-    if scope.traceparent:
-        match = _TRACEPARENT_RE.match(scope.traceparent.strip().lower())
-        if match is not None:
-            version, trace_id, _parent, flags = match.groups()
-            if version != "ff" and trace_id != "0" * 32:
-                headers["traceparent"] = f"00-{trace_id}-{_new_span_id()}-{flags}"
-    return headers
-
-
-def _add_missing(target: MutableMapping[str, Any], extra: Mapping[str, str]) -> None:
-    # ``target`` is case-insensitive (requests' CaseInsensitiveDict, httpx.Headers):
-    # a header the caller set, in any case, is never overwritten.
-    for name, value in extra.items():
-        if name not in target:
-            target[name] = value
-
-
-# -- describing requests and responses -------------------------------------------
-
-
-def _redact_query(query: str, redactor: Redactor) -> tuple[str, list[str]]:
-    segments: list[str] = []
-    secrets: list[str] = []
-    for segment in query.split("&"):
-        key, eq, value = segment.partition("=")
-        if eq and redactor.is_sensitive_key(unquote_plus(key)):
-            if value:
-                secrets.append(value)
-            segment = f"{key}={REDACTED}"
-        segments.append(segment)
-    return "&".join(segments), secrets
-
-
-def _redact_url_parts(url: str, redactor: Redactor) -> tuple[str, list[str]]:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url, []
-    secrets: list[str] = []
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, colon, password = userinfo.partition(":")
-        if colon:
-            if password:
-                secrets.append(password)
-            netloc = f"{user}:{REDACTED}@{hostport}"
-    query, found = _redact_query(parts.query, redactor) if parts.query else ("", [])
-    secrets += found
-    fragment, found = (
-        _redact_query(parts.fragment, redactor) if "=" in parts.fragment else (parts.fragment, [])
-    )
-    secrets += found
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment)), secrets
-
-
-def redact_url(url: str, redactor: Redactor) -> str:
-    """``url`` with the values of sensitive query parameters and any password replaced."""
-    return _redact_url_parts(url, redactor)[0]
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    # Exception messages repeat the URL (urllib3: "Max retries exceeded with url: ...").
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if len(secret) >= 2:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _header_text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value)
-
-
-def _headers_repr(headers: Mapping[str, Any], redactor: Redactor) -> dict[str, str]:
-    return redactor.redact_headers({str(k): _header_text(v) for k, v in headers.items()})
-
-
-def _content_length(headers: Mapping[str, Any]) -> int | None:
-    value = headers.get("Content-Length")
-    if value is None:
-        return None
-    text = _header_text(value).strip()
-    return int(text) if text.isdigit() else None
-
-
-_PARAM_RE: Final = re.compile(r';\s*([A-Za-z0-9_*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))')
-
-
-def _header_params(value: str) -> dict[str, str]:
-    return {
-        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3).strip()
-        for m in _PARAM_RE.finditer(value)
-    }
-
-
-def _parse_multipart(
-    body: bytes, content_type: str | None, max_bytes: int
-) -> tuple[list[tuple[str, Any]], list[tuple[str, str | None, int | None, str | None]]] | None:
-    """Fields and file metadata of a prepared multipart body, or None if malformed.
-
-    Only offsets are computed for file parts: their content is never copied.
-    """
-    boundary = _header_params(content_type or "").get("boundary")
-    if not boundary:
-        return None
-    delimiter = b"--" + boundary.encode("latin-1")
-    pos = body.find(delimiter)
-    if pos < 0:
-        return None
-    fields: list[tuple[str, Any]] = []
-    files: list[tuple[str, str | None, int | None, str | None]] = []
-    while True:
-        pos += len(delimiter)
-        if body.startswith(b"--", pos):
-            return fields, files
-        if body.startswith(b"\r\n", pos):
-            pos += 2
-        header_end = body.find(b"\r\n\r\n", pos)
-        if header_end < 0:
-            return None
-        start = header_end + 4
-        end = body.find(b"\r\n" + delimiter, start)
-        if end < 0:
-            return None
-        part_headers: dict[str, str] = {}
-        for line in body[pos:header_end].decode("utf-8", "replace").split("\r\n"):
-            name, colon, value = line.partition(":")
-            if colon:
-                part_headers[name.strip().lower()] = value.strip()
-        params = _header_params(part_headers.get("content-disposition", ""))
-        name = params.get("name", "")
-        size = end - start
-        if "filename" in params:
-            files.append((name, params["filename"], size, part_headers.get("content-type")))
-        elif size > max_bytes:
-            fields.append((name, {"size": size, "truncated": True}))
-        else:
-            fields.append((name, body[start:end].decode("utf-8", "replace")))
-        pos = end + 2
-
-
-def _describe_bytes(body: bytes, content_type: str | None, settings: OutboundSettings) -> Any:
-    if media_type(content_type) == "multipart/form-data":
-        parsed = _parse_multipart(body, content_type, settings.max_body_bytes)
-        if parsed is None:
-            return {"content_type": "multipart/form-data", "size": len(body), "malformed": True}
-        return describe_multipart(parsed[0], parsed[1], settings.redactor)
-    return describe_body(
-        body, content_type, max_bytes=settings.max_body_bytes, redactor=settings.redactor
-    )
-
-
-def _streaming_body(headers: Mapping[str, Any]) -> dict[str, Any]:
-    ctype = headers.get("Content-Type")
-    return {
-        "content_type": media_type(_header_text(ctype)) if ctype else None,
-        "size": _content_length(headers),
-        "streaming": True,
-    }
-
-
-def _error_message(exc: BaseException, secrets: list[str]) -> str:
-    cls = type(exc)
-    name = cls.__qualname__
-    if cls.__module__ != "builtins":
-        name = f"{cls.__module__}.{name}"
-    return _scrub(f"{name}: {exc}", secrets)
-
-
-def _build_event(
-    service_name: str,
-    protocol: str,
-    ctx: dict[str, Any],
-    request_repr: dict[str, Any],
-    response_repr: dict[str, Any] | None,
-    error_message: str | None,
-    elapsed: float,
-) -> dict[str, Any]:
-    event = {
-        **ctx,
-        "service_name": service_name,
-        "request_type": RequestType.EXTERNAL.value,
-        "protocol": protocol,
-        "request_repr": request_repr,
-        "response_repr": response_repr,
-        "error_message": error_message,
-        "execution_time": elapsed,
-    }
-    event["extra"] = _json.jsonable(ctx.get("extra", {}))
-    return event
-
-
-def _emit(event: dict[str, Any]) -> None:
-    events.emit(REQUEST_LOGGER, EXTERNAL_REQUEST_MESSAGE, event)
 
 
 # -- HTTP: requests --------------------------------------------------------------
@@ -377,9 +115,9 @@ class AuditHTTPAdapter(HTTPAdapter):
             outgoing = request.copy()
             # A copy, so each redirect hop (rebuilt from the caller's request)
             # gets its own span id, and the caller's object is left as it was.
-            _add_missing(outgoing.headers, propagation_headers(settings.request_id_header))
+            add_missing_headers(outgoing.headers, propagation_headers(settings.request_id_header))
             request = outgoing
-            audit = _auditing(settings)
+            audit = is_auditing(settings)
             ctx = context_fields() if audit else {}
         except Exception:
             _diagnostic.exception("outbound HTTP auditing failed before the call")
@@ -389,9 +127,11 @@ class AuditHTTPAdapter(HTTPAdapter):
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert,
                 proxies=proxies,
             )
-            if audit and not stream:
+            if audit and not stream and not response.is_redirect:
                 # Session.send reads the body right after us; reading it here
-                # times the whole exchange and records body read errors.
+                # times the whole exchange and records body read errors. A
+                # redirect's body is left alone: requests reads it leniently
+                # (a broken gzip body must not fail the hop).
                 _ = response.content
         except Exception as exc:
             if audit:
@@ -413,38 +153,41 @@ class AuditHTTPAdapter(HTTPAdapter):
     ) -> None:
         try:
             redactor = settings.redactor
-            url, secrets = _redact_url_parts(request.url or "", redactor)
+            url, secrets = redact_url_parts(request.url or "", redactor)
             body = request.body
             if body is None:
                 body_repr: Any = None
             elif isinstance(body, (bytes, str)):
                 raw = body.encode("utf-8") if isinstance(body, str) else body
-                body_repr = _describe_bytes(raw, request.headers.get("Content-Type"), settings)
+                ctype = request.headers.get("Content-Type")
+                body_repr = describe_request_body(raw, ctype, settings)
             else:
                 # A file or generator streamed upload: auditing must not read it.
-                body_repr = _streaming_body(request.headers)
+                body_repr = streaming_body(request.headers)
             request_repr = {
                 "method": request.method,
                 "endpoint": url,
-                "headers": _headers_repr(request.headers, redactor),
+                "headers": headers_repr(request.headers, redactor),
                 "body": body_repr,
             }
             response_repr: dict[str, Any] | None = None
             if response is not None:
                 if stream:
-                    resp_body: Any = _streaming_body(response.headers)
+                    resp_body: Any = streaming_body(response.headers)
+                elif response.is_redirect:
+                    resp_body = {**streaming_body(response.headers), "streaming": False,
+                                 "read": False}
                 else:
-                    resp_body = describe_body(
-                        response.content, response.headers.get("Content-Type"),
-                        max_bytes=settings.max_body_bytes, redactor=redactor,
+                    resp_body = describe_response_body(
+                        response.content, response.headers.get("Content-Type"), settings
                     )
                 response_repr = {
                     "status_code": response.status_code,
-                    "headers": _headers_repr(response.headers, redactor),
+                    "headers": headers_repr(response.headers, redactor),
                     "body": resp_body,
                 }
-            message = _error_message(error, secrets) if error is not None else None
-            _emit(_build_event(self.service_name, PROTOCOL_HTTP, ctx, request_repr,
+            message = error_message(error, secrets) if error is not None else None
+            emit_event(build_event(self.service_name, PROTOCOL_HTTP, ctx, request_repr,
                                response_repr, message, time.perf_counter() - started))
         except Exception:
             _diagnostic.exception("could not record outbound HTTP call to %s", self.service_name)
@@ -714,7 +457,7 @@ class SFTPClient:
         audit = False
         ctx: dict[str, Any] = {}
         try:
-            audit = _auditing(settings)
+            audit = is_auditing(settings)
             ctx = context_fields() if audit else {}
         except Exception:
             _diagnostic.exception("outbound SFTP auditing failed before the call")
@@ -750,8 +493,8 @@ class SFTPClient:
             }
             secrets = [self.password] if self.password else []
             response_repr = {"success": error is None, **outcome}
-            message = _error_message(error, secrets) if error is not None else None
-            _emit(_build_event(self.service_name, PROTOCOL_SFTP, ctx, request_repr,
+            message = error_message(error, secrets) if error is not None else None
+            emit_event(build_event(self.service_name, PROTOCOL_SFTP, ctx, request_repr,
                                response_repr, message, time.perf_counter() - started))
         except Exception:
             _diagnostic.exception("could not record SFTP %s on %s", operation, self.service_name)

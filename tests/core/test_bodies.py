@@ -7,7 +7,15 @@ R = Redactor()
 
 
 def describe(body: bytes, ctype: str | None, max_bytes: int = 1024, **kw: int) -> object:
-    return describe_body(body, ctype, max_bytes=max_bytes, redactor=R, **kw)
+    return describe_body(body, ctype, max_bytes=max_bytes, redactor=R, record_text=True, **kw)
+
+
+def test_text_is_kept_by_type_and_size_unless_asked() -> None:
+    for ctype in ("text/plain", "application/xml", "text/html; charset=utf-8",
+                  "application/soap+xml", "application/x-ndjson"):
+        body = b"<password>hunter2</password>"
+        described = describe_body(body, ctype, max_bytes=1024, redactor=R)
+        assert described == {"content_type": ctype.split(";")[0], "size": len(body)}
 
 
 def test_media_type() -> None:

@@ -18,6 +18,12 @@ CORE = [
     "activity_audit.events",
     "activity_audit.bodies",
     "activity_audit.testing",
+    "activity_audit.integrity",
+    "activity_audit.cli",
+    "activity_audit.tracing",
+    "activity_audit.outbound",
+    "activity_audit.protocols",
+    "activity_audit.httpx_client",
 ]
 
 

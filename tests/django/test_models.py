@@ -9,7 +9,6 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 
-import django
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -20,6 +19,7 @@ from django.db.models import F
 from django.test import override_settings
 from rest_framework.authtoken.models import Token, TokenProxy
 
+import django
 from activity_audit.context import audit_context
 from activity_audit.diff import SNAPSHOT_KEY, UNKNOWN
 from activity_audit.schema import BASE_KEYS, MODEL_KEYS, MODEL_LOGGER, REDACTED

@@ -214,3 +214,22 @@ def test_max_body_bytes_setting(lab: HTTPServer) -> None:
     body = events[0]["response_repr"]["body"]
     assert body["truncated"] is True
     assert body["content_type"] == "application/json"
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_log_text_bodies_setting(enabled: bool, lab: HTTPServer) -> None:
+    lab.expect_request("/page").respond_with_data(
+        "<form><input name=csrf value=abc123></form>", content_type="text/html"
+    )
+    client = HTTPClient("lab")  # created before the override: settings are read per call
+    with override_settings(AUDIT_LOG_TEXT_BODIES=enabled), \
+            capture_events(REQUEST_LOGGER) as events:
+        client.post(lab.url_for("/page"), data=b"line one\nline two",
+                    headers={"Content-Type": "text/plain"}, timeout=5)
+    [event] = events
+    if enabled:
+        assert event["request_repr"]["body"] == "line one\nline two"
+        assert event["response_repr"]["body"] == "<form><input name=csrf value=abc123></form>"
+    else:
+        assert event["request_repr"]["body"] == {"content_type": "text/plain", "size": 17}
+        assert event["response_repr"]["body"] == {"content_type": "text/html", "size": 43}
