@@ -392,9 +392,17 @@ def changes_for(
         if attname == pk_attname:
             continue  # an UPDATE matched the row by it: never a change
         new = current.get(attname, _MISSING)
-        if new is _MISSING:
-            continue  # still deferred: not written by this save
         old = loaded.get(attname, _MISSING)
+        if new is _MISSING:
+            if old is _MISSING:
+                continue  # still deferred: not written by this save
+            # Loaded, then expired by the save: Django 6.1 defers a field assigned
+            # an expression (F() + 1) when the database cannot return its value.
+            changes[name] = {
+                "old": REDACTED if masked else native(old) if _is_plain(old) else UNKNOWN,
+                "new": REDACTED if masked else UNKNOWN,
+            }
+            continue
         if old is not _MISSING:
             try:
                 if old is new or old == new:

@@ -187,10 +187,12 @@ def _install_loading_hooks() -> None:
     record_read = reads.record
     snapshot_key = diff.SNAPSHOT_KEY
 
+    # *args/**kwargs: Django 6.1 added keyword arguments (fetch_mode) to both.
     def from_db(
-        cls: type[Model], db: str | None, field_names: Collection[str], values: Any
+        cls: type[Model], db: str | None, field_names: Collection[str], values: Any,
+        *args: Any, **kwargs: Any,
     ) -> Model:
-        new: Model = original_from_db(cls, db, field_names, values)
+        new: Model = original_from_db(cls, db, field_names, values, *args, **kwargs)
         # Inline cache hit: this runs once per loaded row.
         info = infos.get(cls, _MISSING)
         if info is _MISSING:
@@ -216,9 +218,10 @@ def _install_loading_hooks() -> None:
         self: Model,
         using: str | None = None,
         fields: Collection[str] | None = None,
-        from_queryset: Any = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
-        original_refresh(self, using, fields, from_queryset)
+        original_refresh(self, using, fields, *args, **kwargs)
         try:
             info = diff.model_info(type(self))
             if info is not None:
