@@ -1,1 +1,26 @@
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_of_async_tests(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
+    """Close the DB connections that async tests opened in asgiref's worker thread.
+
+    ORM calls from async views run in asgiref's single thread-sensitive executor;
+    its connection outlives the test, and PostgreSQL refuses to drop a test
+    database that still has a session. Set up after the test database, so this
+    runs before it is destroyed.
+    """
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())

@@ -20,7 +20,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType, TracebackType
@@ -33,17 +33,20 @@ __all__ = [
     "AuditScope",
     "ScopeState",
     "add_scope_end_hook",
+    "aiterate_in_scope",
     "audit_context",
     "bind",
     "context_fields",
     "current_actor",
     "describe_actor",
     "get_scope",
+    "iterate_in_scope",
     "set_actor_describer",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
@@ -168,6 +171,67 @@ def _run_end_hooks(scope: AuditScope) -> None:
             hook(scope)
         except Exception:
             logging.getLogger(DIAGNOSTIC_LOGGER).exception("audit scope end hook failed")
+
+
+def iterate_in_scope(iterable: Iterable[T], scope: AuditScope) -> Iterator[T]:
+    """Iterate ``iterable`` with ``scope`` current while each item is produced.
+
+    For work that runs after its scope ended -- a streaming response's content
+    is produced after the middleware returned. The iteration gets its own
+    :class:`ScopeState` (its own READ accumulator) and runs the end hooks when
+    it finishes. The scope is set and reset around each item, so nothing leaks
+    into whatever runs between two items, in whichever thread that is.
+    """
+    own = replace(scope, state=ScopeState())
+    iterator = iter(iterable)
+    try:
+        while True:
+            token = _scope.set(own)
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                _scope.reset(token)
+            yield item
+    finally:
+        token = _scope.set(own)
+        try:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        finally:
+            try:
+                _run_end_hooks(own)
+            finally:
+                _scope.reset(token)
+
+
+async def aiterate_in_scope(iterable: AsyncIterable[T], scope: AuditScope) -> AsyncIterator[T]:
+    """:func:`iterate_in_scope` for an async iterable."""
+    own = replace(scope, state=ScopeState())
+    iterator = aiter(iterable)
+    try:
+        while True:
+            token = _scope.set(own)
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            finally:
+                _scope.reset(token)
+            yield item
+    finally:
+        token = _scope.set(own)
+        try:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            try:
+                _run_end_hooks(own)
+            finally:
+                _scope.reset(token)
 
 
 @contextmanager

@@ -24,13 +24,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from io import BytesIO
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 from django.http.multipartparser import MultiPartParser
 from django.utils.functional import LazyObject, empty
@@ -38,15 +40,25 @@ from django.utils.functional import LazyObject, empty
 from activity_audit import _json
 from activity_audit.bodies import describe_body, describe_multipart, media_type, pairs_to_dict
 from activity_audit.conf import conf
-from activity_audit.context import bind, describe_actor, get_scope
+from activity_audit.context import (
+    AuditScope,
+    aiterate_in_scope,
+    bind,
+    describe_actor,
+    get_scope,
+    iterate_in_scope,
+)
 from activity_audit.events import emit, is_enabled
+from activity_audit.outbound import redact_url
 from activity_audit.redaction import Redactor
 from activity_audit.schema import (
     DIAGNOSTIC_LOGGER,
     INTERNAL_REQUEST_MESSAGE,
+    REDACTED,
     REQUEST_LOGGER,
     RequestType,
 )
+from activity_audit.tracing import parse_traceparent
 
 __all__ = [
     "AuditLoggingMiddleware",
@@ -61,10 +73,6 @@ _diagnostic: Final = logging.getLogger(DIAGNOSTIC_LOGGER)
 #: Incoming request ids are kept only when short and made of safe characters;
 #: anything else is replaced by a generated id (the header is user-controlled).
 _REQUEST_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}")
-_TRACEPARENT_RE: Final = re.compile(
-    r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?"
-)
-_ZERO_TRACE: Final = "0" * 32
 _EXCEPTION_ATTR: Final = "_activity_audit_exception"
 
 
@@ -156,12 +164,10 @@ def _request_id(request: HttpRequest) -> str:
 def _trace(request: HttpRequest) -> tuple[str | None, str | None]:
     """``(trace_id, traceparent)`` from a valid W3C ``traceparent`` header."""
     header = request.META.get("HTTP_TRACEPARENT")
-    if not header or len(header) > 512:
+    parsed = parse_traceparent(header) if header else None
+    if parsed is None or header is None:
         return None, None
-    match = _TRACEPARENT_RE.fullmatch(header.strip())
-    if match is None or match[1] == "ff" or match[2] == _ZERO_TRACE or match[3] == "0" * 16:
-        return None, None
-    return match[2], match[0]
+    return parsed[0], header.strip()
 
 
 # -- who is acting ------------------------------------------------------------------------
@@ -387,7 +393,8 @@ def _request_body(request: HttpRequest, tee: _TeeStream | None, limit: int,
     if not data and size:
         return {"content_type": mtype or None, "size": size, "truncated": size > limit,
                 "read": False}
-    return describe_body(data, content_type, max_bytes=limit, redactor=redactor, size=size)
+    return describe_body(data, content_type, max_bytes=limit, redactor=redactor, size=size,
+                         record_text=conf.log_text_bodies)
 
 
 def _multipart_body(request: HttpRequest, tee: _TeeStream | None, limit: int,
@@ -426,11 +433,62 @@ def _response_body(response: HttpResponseBase, limit: int, redactor: Redactor) -
     content = getattr(response, "content", None)
     if not isinstance(content, bytes):
         return None
-    return describe_body(content, content_type, max_bytes=limit, redactor=redactor)
+    return describe_body(content, content_type, max_bytes=limit, redactor=redactor,
+                         record_text=conf.log_text_bodies)
 
 
-def _pairs(items: Iterable[tuple[str, list[str]]]) -> list[tuple[str, str]]:
-    return [(key, value) for key, values in items for value in values]
+#: Query parameters recorded at most; the rest are counted, not listed.
+_MAX_QUERY_PARAMS: Final = 1000
+#: Headers whose values are URLs that can carry secrets (OAuth codes, tokens).
+_URL_HEADERS: Final = frozenset({"location", "referer", "content-location"})
+_MAX_ERROR_MESSAGE: Final = 1000
+
+
+def _query_params(query: str | None, redactor: Redactor) -> dict[str, Any]:
+    """The query string's parameters, every value of a repeated key kept, redacted.
+
+    Parsed here rather than through ``request.GET``: that raises
+    ``TooManyFieldsSent`` past ``DATA_UPLOAD_MAX_NUMBER_FIELDS``, and a client
+    must not be able to hide a request from the trail with a long query string.
+    """
+    if not query:
+        return {}
+    pairs = parse_qsl(query, keep_blank_values=True)
+    params = pairs_to_dict(redactor.redact_pairs(pairs[:_MAX_QUERY_PARAMS]))
+    if len(pairs) > _MAX_QUERY_PARAMS:
+        params["..."] = f"{len(pairs) - _MAX_QUERY_PARAMS} more parameters not recorded"
+    return params
+
+
+def _headers(headers: Any, redactor: Redactor) -> dict[str, Any]:
+    """Headers redacted by name, and URL-valued ones with their secret parameters redacted."""
+    redacted = redactor.redact_headers(dict(headers.items()))
+    for name, value in redacted.items():
+        if name.lower() in _URL_HEADERS and isinstance(value, str) and value != REDACTED:
+            redacted[name] = redact_url(value, redactor)
+    return redacted
+
+
+def _error_message(exception: BaseException) -> str:
+    """``"Type: message"``, capped; database errors by type only.
+
+    A database error's text repeats row values (PostgreSQL's ``DETAIL: Key
+    (ssn)=(...)``, MariaDB's ``Duplicate entry '...'``), which may be secrets.
+    """
+    if isinstance(exception, DatabaseError):
+        return f"{type(exception).__name__} (database error text not recorded)"
+    text = f"{type(exception).__name__}: {exception}"
+    if len(text) > _MAX_ERROR_MESSAGE:
+        text = text[:_MAX_ERROR_MESSAGE] + "…"
+    return text
+
+
+def _part(describe: Callable[[], Any]) -> Any:
+    try:
+        return describe()
+    except Exception:
+        _diagnostic.exception("could not describe part of an audited request")
+        return {"error": "not recorded"}
 
 
 # -- the middleware ---------------------------------------------------------------------------
@@ -504,7 +562,7 @@ class AuditLoggingMiddleware:
             if capture is not None:
                 self._log(request, response, capture, scope.request_id, scope.trace_id,
                           self.get_actor, None)
-            self._set_request_id_header(response, scope.request_id)
+            self._finish_response(response, scope)
             return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
@@ -523,7 +581,7 @@ class AuditLoggingMiddleware:
                 actor = await self._aget_actor(request)
                 self._log(request, response, capture, scope.request_id, scope.trace_id,
                           lambda _r: actor, None)
-            self._set_request_id_header(response, scope.request_id)
+            self._finish_response(response, scope)
             return response
 
     async def _aget_actor(self, request: HttpRequest) -> Any:
@@ -584,6 +642,21 @@ class AuditLoggingMiddleware:
             _diagnostic.exception("audit request capture failed")
             return None
 
+    def _finish_response(self, response: Any, scope: AuditScope) -> None:
+        self._set_request_id_header(response, scope.request_id)
+        try:
+            if getattr(response, "streaming", False):
+                # The content is produced after this middleware returned: produce
+                # it in the request's scope, so events it causes (READs of the
+                # rows a streamed export loads) carry the request's user and id.
+                content = response.streaming_content
+                if getattr(response, "is_async", False):
+                    response.streaming_content = aiterate_in_scope(content, scope)
+                else:
+                    response.streaming_content = iterate_in_scope(content, scope)
+        except Exception:
+            _diagnostic.exception("could not bind the audit context to a streaming response")
+
     def _set_request_id_header(self, response: Any, request_id: str | None) -> None:
         try:
             header = conf.request_id_header
@@ -641,24 +714,22 @@ class AuditLoggingMiddleware:
         redactor = conf.redactor
         limit = conf.max_body_bytes
         meta = request.META
-        query = meta.get("QUERY_STRING")
+        # Each part on its own: one that cannot be described must not cost the event.
         request_repr: dict[str, Any] = {
             "method": request.method,
             "path": request.path,
-            "scheme": request.scheme,
-            "query_params": (
-                pairs_to_dict(redactor.redact_pairs(_pairs(request.GET.lists()))) if query else {}
-            ),
-            "headers": redactor.redact_headers(dict(request.headers)),
-            "client_ip": client_ip(request),
+            "scheme": _part(lambda: request.scheme),
+            "query_params": _part(lambda: _query_params(meta.get("QUERY_STRING"), redactor)),
+            "headers": _part(lambda: _headers(request.headers, redactor)),
+            "client_ip": _part(lambda: client_ip(request)),
             "user_agent": meta.get("HTTP_USER_AGENT"),
             "user": user_id,
-            "body": _request_body(request, capture.tee, limit, redactor),
+            "body": _part(lambda: _request_body(request, capture.tee, limit, redactor)),
         }
         response_repr: dict[str, Any] = {"status_code": status, "headers": {}, "body": None}
         if response is not None:
-            response_repr["headers"] = redactor.redact_headers(dict(response.items()))
-            response_repr["body"] = _response_body(response, limit, redactor)
+            response_repr["headers"] = _part(lambda: _headers(response, redactor))
+            response_repr["body"] = _part(lambda: _response_body(response, limit, redactor))
         return {
             "service_name": conf.service_name,
             "request_type": RequestType.INTERNAL.value,
@@ -667,9 +738,7 @@ class AuditLoggingMiddleware:
             "user_info": _json.jsonable(user_info),
             "request_repr": request_repr,
             "response_repr": response_repr,
-            "error_message": (
-                f"{type(exception).__name__}: {exception}" if exception is not None else None
-            ),
+            "error_message": _error_message(exception) if exception is not None else None,
             "execution_time": execution_time,
             "request_id": request_id,
             "trace_id": trace_id,

@@ -281,7 +281,25 @@ def test_error_statuses_logged(client: Client, events: list[dict[str, Any]], cod
     assert response.status_code == code
     record = only(events)
     assert record["response_repr"]["status_code"] == code
-    assert record["response_repr"]["body"] == f"status {code}"
+    # Text bodies are kept by type and size unless AUDIT_LOG_TEXT_BODIES is on.
+    assert record["response_repr"]["body"] == {"content_type": "text/plain", "size": 10}
+
+
+@override_settings(AUDIT_LOG_TEXT_BODIES=True)
+def test_text_bodies_recorded_when_asked(client: Client, events: list[dict[str, Any]]) -> None:
+    client.get("/plain/status/418/")
+    assert only(events)["response_repr"]["body"] == "status 418"
+
+
+def test_text_request_body_kept_by_type_and_size(
+    client: Client, events: list[dict[str, Any]]
+) -> None:
+    soap = b"<Envelope><Password>hunter2</Password></Envelope>"
+    client.post("/plain/echo/", soap, content_type="application/soap+xml")
+    record = only(events)
+    assert record["request_repr"]["body"] == {
+        "content_type": "application/soap+xml", "size": len(soap)}
+    assert "hunter2" not in json.dumps(record)
 
 
 def test_unknown_url_404(client: Client, events: list[dict[str, Any]]) -> None:
@@ -446,7 +464,7 @@ def test_request_and_response_bodies_capped(
     assert record["response_repr"]["body"] == expected
 
 
-@override_settings(AUDIT_MAX_BODY_BYTES=100)
+@override_settings(AUDIT_MAX_BODY_BYTES=100, AUDIT_LOG_TEXT_BODIES=True)
 def test_text_body_truncated_keeps_prefix(client: Client, events: list[dict[str, Any]]) -> None:
     client.post("/plain/echo/", "é" * 200, content_type="text/plain; charset=utf-8")
     body = only(events)["request_repr"]["body"]
@@ -473,12 +491,14 @@ def test_view_reading_stream_body_still_recorded(
     assert only(events)["request_repr"]["body"] == {"k": "v", "token": REDACTED}
 
 
+@override_settings(AUDIT_LOG_TEXT_BODIES=True)
 def test_view_reading_part_of_stream(client: Client, events: list[dict[str, Any]]) -> None:
     response = client.post("/plain/read-partial/", b"0123456789", content_type="text/plain")
     assert response.content == b"01234"
     assert only(events)["request_repr"]["body"] == "0123456789"
 
 
+@override_settings(AUDIT_LOG_TEXT_BODIES=True)
 def test_invalid_and_non_utf8_json(client: Client, events: list[dict[str, Any]]) -> None:
     client.post("/plain/echo-json/", b'{"password": "leak', content_type="application/json")
     client.post("/plain/echo-json/", '{"a": "é"}'.encode("latin-1"),
@@ -511,6 +531,7 @@ def test_streaming_responses_not_consumed(
 # -- log injection ---------------------------------------------------------------------------
 
 
+@override_settings(AUDIT_LOG_TEXT_BODIES=True)
 def test_control_characters_never_break_the_line(
     client: Client, events: list[dict[str, Any]]
 ) -> None:
@@ -680,3 +701,56 @@ def test_async_mode_is_native() -> None:
     assert asyncio.iscoroutinefunction(middleware)
     sync_middleware = AuditLoggingMiddleware(lambda request: None)
     assert not asyncio.iscoroutinefunction(sync_middleware)
+
+
+# -- review findings: nothing hides a request, secrets stay out ---------------------------
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=10)
+def test_long_query_string_cannot_hide_a_request(
+    client: Client, events: list[dict[str, Any]]
+) -> None:
+    query = "&".join(f"a{i}=1" for i in range(20)) + "&token=t"
+    assert client.get(f"/plain/ping/?{query}").status_code == 200
+    params = only(events)["request_repr"]["query_params"]
+    assert params["a19"] == "1"
+    assert params["token"] == REDACTED
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(AUDIT_READ_MODELS=["testapp.Patient"])
+def test_streamed_export_reads_carry_the_request(client: Client, user: Any) -> None:
+    from activity_audit.schema import MODEL_LOGGER
+
+    Patient.objects.create(name="Ada")
+    Patient.objects.create(name="Bob")
+    client.force_login(user)
+    with capture_events(MODEL_LOGGER, REQUEST_LOGGER) as captured:
+        response = client.get("/plain/export/", headers={"X-Request-ID": "export-1"})
+        assert b"".join(response.streaming_content) == b"Ada\nBob\n"  # type: ignore[attr-defined]
+    reads = [e for e in captured if e.get("event_type") == "READ"]
+    assert len(reads) == 1
+    assert reads[0]["request_id"] == "export-1"
+    assert reads[0]["user_id"] == str(user.pk)
+    assert reads[0]["ids_total"] == 2
+
+
+def test_url_headers_lose_their_secret_parameters(
+    client: Client, events: list[dict[str, Any]]
+) -> None:
+    client.get("/plain/redirect-token/", headers={"Referer": "https://x.example/?password=pw"})
+    record = only(events)
+    location = record["response_repr"]["headers"]["Location"]
+    assert "sess-123" not in location
+    assert "tkn" not in location
+    assert "state=ok" in location
+    assert "pw" not in record["request_repr"]["headers"]["Referer"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_error_text_is_not_recorded(client: Client, events: list[dict[str, Any]]) -> None:
+    client.raise_request_exception = False
+    assert client.get("/plain/integrity-error/").status_code == 500
+    record = only(events)
+    assert record["error_message"].startswith("IntegrityError")
+    assert "123-45-6789" not in json.dumps(record)

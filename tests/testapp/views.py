@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tests.testapp.models import Note, Patient
+from tests.testapp.models import Note, Patient, Tag
 
 
 def _user_id(request: HttpRequest) -> str | None:
@@ -126,6 +126,28 @@ def stream(request: HttpRequest) -> HttpResponse:
             yield f"chunk {i}\n".encode()
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def stream_export(request: HttpRequest) -> StreamingHttpResponse:
+    """A CSV export whose rows are loaded while the response streams."""
+
+    def rows() -> Iterator[str]:
+        for patient in Patient.objects.order_by("name"):
+            yield f"{patient.name}\n"
+
+    return StreamingHttpResponse(rows(), content_type="text/csv")
+
+
+def redirect_with_token(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(status=302)
+    response["Location"] = "https://app.example/cb?session_state=sess-123&state=ok#access_token=tkn"
+    return response
+
+
+def integrity_error(request: HttpRequest) -> HttpResponse:
+    Tag.objects.create(name="dup-123-45-6789")
+    Tag.objects.create(name="dup-123-45-6789")
+    return HttpResponse("unreachable")
 
 
 def file_download(request: HttpRequest) -> FileResponse:
