@@ -23,11 +23,24 @@ _RECORD_ATTRS: Final = frozenset(
 )
 
 
+# (second, its "YYYY-MM-DD HH:MM:SS" text): gmtime + strftime cost ~1 us per
+# record, and records come in bursts within the same second. One tuple,
+# replaced whole, so threads never see a second paired with another's text.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def format_timestamp(created: float) -> str:
     """``record.created`` as ``"YYYY-MM-DD HH:MM:SS.mmm"`` in UTC (the published shape)."""
+    global _last_second
     seconds = int(created)
     millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}"
+    cached = _last_second
+    if cached[0] == seconds:
+        text = cached[1]
+    else:
+        text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{millis:03d}"
 
 
 def _safe_message(record: logging.LogRecord) -> str:

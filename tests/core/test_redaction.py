@@ -55,3 +55,28 @@ def test_custom_pattern_and_subclass() -> None:
     assert Strict(key_pattern=r"(?i)^name$").redact({"name": "A", "password": "p"}) == {
         "name": "***", "password": "p",
     }
+
+
+def test_repeated_row_shapes_stay_redacted_and_copied() -> None:
+    # Rows of a JSON list share a key set; the cached decision must still see
+    # nested values and sensitive keys, and return copies.
+    redactor = Redactor()
+    rows = [{"id": i, "name": f"n{i}"} for i in range(3)]
+    rows.append({"id": 3, "name": {"password": "p"}})
+    rows.append({"id": 4, "token": "t"})
+    rows.append({"id": 5, "token": "u"})
+    result = redactor.redact(rows)
+    assert result == [
+        {"id": 0, "name": "n0"}, {"id": 1, "name": "n1"}, {"id": 2, "name": "n2"},
+        {"id": 3, "name": {"password": REDACTED}},
+        {"id": 4, "token": REDACTED}, {"id": 5, "token": REDACTED},
+    ]
+    assert result[0] is not rows[0]
+
+
+def test_header_decisions_are_remembered_per_name() -> None:
+    redactor = Redactor()
+    for _ in range(2):
+        assert redactor.redact_headers({"Cookie": "c", "X-Auth-Token": "t", "Accept": "a"}) == {
+            "Cookie": REDACTED, "X-Auth-Token": REDACTED, "Accept": "a",
+        }
