@@ -235,6 +235,9 @@ def native(value: Any) -> Any:
     convert = _CONVERTERS.get(kind)
     if convert is not None:
         return convert(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # A BinaryField holds file content (scans, PDFs): its size, never the bytes.
+        return {"binary": True, "size": len(value)}
     return jsonable(value)
 
 

@@ -13,7 +13,7 @@ import time
 from typing import Any, Final
 
 from activity_audit import _json
-from activity_audit.schema import CHANNEL_KEYS, EVENT_KEYS, INTEGRITY_KEYS
+from activity_audit.schema import CHANNEL_KEYS, EVENT_KEYS
 
 __all__ = ["AuditFormatter", "JSONFormatter", "format_timestamp"]
 
@@ -92,8 +92,9 @@ class AuditFormatter(_BaseJSONFormatter):
     """Formats audit records (``audit.model``, ``audit.request``, ``audit.login``).
 
     The line holds the base keys, then the channel's event keys from
-    :mod:`activity_audit.schema` that are present on the record, then the
-    integrity keys when a chain added them.
+    :mod:`activity_audit.schema` that are present on the record. Integrity
+    keys are never taken from a record (``extra=`` could forge them): the
+    handler's chain appends them to the serialized line.
     """
 
     def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
@@ -103,9 +104,6 @@ class AuditFormatter(_BaseJSONFormatter):
         if keys is None:
             keys = tuple(k for k in attrs if k in EVENT_KEYS)
         for key in keys:
-            if key in attrs:
-                event[key] = attrs[key]
-        for key in INTEGRITY_KEYS:
             if key in attrs:
                 event[key] = attrs[key]
         self.add_exception(record, event)

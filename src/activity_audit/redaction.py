@@ -118,11 +118,12 @@ class Redactor:
         # Exact dict first: an ABC isinstance(…, Mapping) costs more than the copy.
         is_mapping = kind is dict
         if not is_mapping:
-            if isinstance(data, _SCALARS) or _depth > _MAX_DEPTH:
+            if isinstance(data, _SCALARS):
                 return data
             is_mapping = isinstance(data, Mapping)
-        elif _depth > _MAX_DEPTH:
-            return data
+        if _depth > _MAX_DEPTH and (is_mapping or isinstance(data, (list, tuple))):
+            # Too deep to walk: a secret could hide below, so the whole subtree goes.
+            return self.substitute
         if is_mapping:
             if (
                 kind is dict  # keys known hashable, for the key-set cache

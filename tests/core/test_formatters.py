@@ -76,3 +76,9 @@ def test_formatter_hook_failure_falls_back() -> None:
     data = json.loads(Broken().format(make_record()))
     assert data["format_error"] is True
     assert data["message"] == "CREATE event for Patient (id: 1)"
+
+
+def test_integrity_keys_cannot_be_forged_through_extra() -> None:
+    record = make_record(event_type="CREATE", chain_id="forged", seq=1, mac="00")
+    data = json.loads(AuditFormatter().format(record))
+    assert not {"chain_id", "seq", "mac"} & set(data)

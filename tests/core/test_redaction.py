@@ -80,3 +80,12 @@ def test_header_decisions_are_remembered_per_name() -> None:
         assert redactor.redact_headers({"Cookie": "c", "X-Auth-Token": "t", "Accept": "a"}) == {
             "Cookie": REDACTED, "X-Auth-Token": REDACTED, "Accept": "a",
         }
+
+
+def test_subtree_too_deep_to_walk_is_redacted_whole() -> None:
+    deep: object = {"password": "hunter2"}
+    for _ in range(70):
+        deep = {"nested": deep}
+    flat = str(Redactor().redact({"top": deep, "name": "ok"}))
+    assert "hunter2" not in flat
+    assert "'name': 'ok'" in flat

@@ -799,3 +799,22 @@ def test_unserializable_and_uncomparable_values(
     assert create["instance_repr"]["payload"] == "<unserializable Opaque>"
     assert update["changes"]["payload"]["new"] == "<unserializable Opaque>"
     assert create["extra"]["odd"].startswith("<unserializable ")
+
+
+def test_binary_content_is_recorded_by_size(
+    events: list[dict[str, Any]], committed: Any
+) -> None:
+    from tests.testapp.models import Attachment
+
+    with committed():
+        doc = Attachment.objects.create(name="scan", content=b"%PDF secret scan")
+    loaded = Attachment.objects.get(pk=doc.pk)
+    loaded.content = b"%PDF new scan, longer"
+    with committed():
+        loaded.save()
+    create, update = of_type(events, "CREATE")[0], of_type(events, "UPDATE")[0]
+    assert create["instance_repr"]["content"] == {"binary": True, "size": 16}
+    assert update["changes"]["content"] == {
+        "old": {"binary": True, "size": 16}, "new": {"binary": True, "size": 21},
+    }
+    assert "scan" not in str(update["changes"])

@@ -93,3 +93,13 @@ class Gadget(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class Attachment(models.Model):
+    """File content in the database: audited by size, never by bytes."""
+
+    name = models.CharField(max_length=100)
+    content = models.BinaryField()
+
+    def __str__(self) -> str:
+        return self.name
