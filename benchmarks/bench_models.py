@@ -11,13 +11,10 @@ files. The worker also counts queries per case and fails if the variants differ.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -26,12 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import (  # noqa: E402
-    machine_description,
-    markdown_table,
-    run_interleaved,
-    summarize,
-)
+from benchmarks.harness import Payload, django_ab_main, run_django_worker  # noqa: E402
 
 WRITES = 200
 BULK_ROWS = 25
@@ -50,7 +42,7 @@ def _per_op(fn: Callable[[], int], rounds: int = ROUNDS) -> float:
     return statistics.median(samples)
 
 
-def worker() -> None:
+def worker() -> Payload:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     import django
 
@@ -142,61 +134,14 @@ def worker() -> None:
         Patient.objects.bulk_create([new_patient(start + i) for i in range(1000)])
     measure("load 10,000 rows", load)
     Patient.objects.all().delete()
-    print(json.dumps({"timings": timings, "queries": queries}))
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--reps", type=int, default=9)
-    args = parser.parse_args(argv)
-    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    print(f"Model auditing, {dt.date.today()}, {machine_description_safe()}\n")
-    for db in dbs:
-        with tempfile.TemporaryDirectory(prefix="audit-bench-") as scratch:
-            query_counts: dict[str, dict[str, int]] = {}
-
-            def command(variant: str, scratch: str = scratch, db: str = db) -> list[str]:
-                return [sys.executable, __file__, "--worker", variant, db, scratch]
-
-            results = run_interleaved(command, variants=("off", "on"), reps=args.reps,
-                                      cwd=str(ROOT))
-            for variant in ("off", "on"):
-                query_counts[variant] = json.loads(
-                    (Path(scratch) / f"queries-{variant}.json").read_text()
-                )
-            rows = summarize(results, baseline="off")
-            print(markdown_table(rows, title=f"{db}: seconds per operation, auditing off vs on"))
-            same = query_counts["off"] == query_counts["on"]
-            print(f"\nqueries identical with auditing on and off: {same}\n")
-            if not same:
-                print(json.dumps(query_counts, indent=1))
-                return 1
-    return 0
-
-
-def machine_description_safe() -> str:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
-    return machine_description()
-
-
-def _worker_entry(variant: str, db: str, scratch: str) -> None:
-    os.environ["BENCH_VARIANT"] = variant
-    os.environ["BENCH_DB"] = db
-    os.environ["BENCH_DIR"] = scratch
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        worker()
-    payload = json.loads(buffer.getvalue().strip().splitlines()[-1])
-    (Path(scratch) / f"queries-{variant}.json").write_text(json.dumps(payload["queries"]))
-    print(json.dumps(payload["timings"]))
+    return {"timings": timings, "queries": queries}
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        _worker_entry(*sys.argv[2:5])
+        variant, db, scratch = sys.argv[2:5]
+        run_django_worker(worker, {"BENCH_VARIANT": variant, "BENCH_DB": db,
+                                   "BENCH_DIR": scratch}, scratch, variant)
     else:
-        sys.exit(main(sys.argv[1:]))
+        sys.exit(django_ab_main(__file__, sys.argv[1:], title="Model auditing",
+                                unit="seconds per operation, auditing off vs on"))

@@ -12,15 +12,9 @@ fails if the middleware adds one.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import datetime as dt
-import io
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,19 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import (  # noqa: E402
-    machine_description,
-    markdown_table,
-    run_interleaved,
-    summarize,
-)
+from benchmarks.harness import Payload, django_ab_main, run_django_worker  # noqa: E402
 
 REQUESTS = 300
 ROUNDS = 3
 MIDDLEWARE_PATH = "activity_audit.middleware.AuditLoggingMiddleware"
 
 
-def worker() -> None:
+def worker() -> Payload:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     from django.conf import settings
 
@@ -101,52 +90,15 @@ def worker() -> None:
                 fn()
             samples.append((time.perf_counter() - start) / REQUESTS)
         timings[name] = statistics.median(samples)
-    print(json.dumps({"timings": timings, "queries": queries}))
-
-
-def _worker_entry(variant: str, db: str, scratch: str) -> None:
-    os.environ["BENCH_VARIANT"] = "on"
-    os.environ["BENCH_REQUESTS_VARIANT"] = variant
-    os.environ["BENCH_DB"] = db
-    os.environ["BENCH_DIR"] = scratch
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        worker()
-    payload = json.loads(buffer.getvalue().strip().splitlines()[-1])
-    (Path(scratch) / f"queries-{variant}.json").write_text(json.dumps(payload["queries"]))
-    print(json.dumps(payload["timings"]))
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--reps", type=int, default=9)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
-    print(f"Request auditing, {dt.date.today()}, {machine_description()}\n")
-    status = 0
-    for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
-        with tempfile.TemporaryDirectory(prefix="bench-requests-") as scratch:
-            def command(variant: str, db: str = db, scratch: str = scratch) -> list[str]:
-                return [sys.executable, __file__, "--worker", variant, db, scratch]
-
-            results = run_interleaved(command, variants=("off", "on"), reps=args.reps,
-                                      cwd=str(ROOT))
-            rows = summarize(results, baseline="off")
-            print(markdown_table(rows, title=f"{db}: seconds per request, middleware off vs on"))
-            counts = {v: json.loads((Path(scratch) / f"queries-{v}.json").read_text())
-                      for v in ("off", "on")}
-            same = counts["off"] == counts["on"]
-            print(f"\nqueries per request: {json.dumps(counts['on'])}; "
-                  f"identical with the middleware on and off: {same}\n")
-            if not same:
-                print(json.dumps(counts, indent=1))
-                status = 1
-    return status
+    return {"timings": timings, "queries": queries}
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        _worker_entry(*sys.argv[2:5])
+        variant, db, scratch = sys.argv[2:5]
+        # Both variants audit models; only the middleware differs.
+        run_django_worker(worker, {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant,
+                                   "BENCH_DB": db, "BENCH_DIR": scratch}, scratch, variant)
     else:
-        sys.exit(main(sys.argv[1:]))
+        sys.exit(django_ab_main(__file__, sys.argv[1:], title="Request auditing",
+                                unit="seconds per request, middleware off vs on"))

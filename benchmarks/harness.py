@@ -17,16 +17,31 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import datetime as dt
+import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["Row", "machine_description", "markdown_table", "run_interleaved", "summarize"]
+__all__ = [
+    "Row",
+    "django_ab_main",
+    "machine_description",
+    "markdown_table",
+    "run_django_worker",
+    "run_interleaved",
+    "summarize",
+]
 
 Results = dict[str, dict[str, list[float]]]  # case -> variant -> seconds per op, one per rep
 
@@ -122,3 +137,55 @@ def markdown_table(rows: Sequence[Row], title: str, baseline: str = "off") -> st
                      f"({r.ratio_min:.3f}-{r.ratio_max:.3f}) |")
         lines.append(line)
     return "\n".join(lines)
+
+
+# -- Django A/B benchmarks: the same project with auditing off and on ---------------------
+
+#: What a Django worker returns: seconds per operation and queries per case.
+Payload = dict[str, dict[str, Any]]
+
+
+def run_django_worker(worker: Callable[[], Payload], env: Mapping[str, str],
+                      scratch: str, variant: str) -> None:
+    """Worker side: run ``worker`` with ``env`` set, keep its query counts, print timings.
+
+    Anything the worker prints is swallowed, so the last stdout line is the timings.
+    """
+    os.environ.update(env)
+    with contextlib.redirect_stdout(io.StringIO()):
+        payload = worker()
+    (Path(scratch) / f"queries-{variant}.json").write_text(json.dumps(payload["queries"]))
+    print(json.dumps(payload["timings"]))
+
+
+def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -> int:
+    """Driver side: ``--db sqlite|postgres|both --reps N``; tables per database.
+
+    Runs ``script --worker VARIANT DB SCRATCH`` interleaved for ``off`` and ``on``
+    and fails (exit 1) when the variants' query counts differ.
+    """
+    parser = argparse.ArgumentParser(description=title)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--reps", type=int, default=9)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
+    root = str(Path(script).resolve().parent.parent)
+    print(f"{title}, {dt.date.today()}, {machine_description()}\n")
+    status = 0
+    for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
+        with tempfile.TemporaryDirectory(prefix="audit-bench-") as scratch:
+            def command(variant: str, db: str = db, scratch: str = scratch) -> list[str]:
+                return [sys.executable, script, "--worker", variant, db, scratch]
+
+            results = run_interleaved(command, variants=("off", "on"), reps=args.reps, cwd=root)
+            print(markdown_table(summarize(results, baseline="off"),
+                                 title=f"{db}: {unit}"))
+            counts = {v: json.loads((Path(scratch) / f"queries-{v}.json").read_text())
+                      for v in ("off", "on")}
+            same = counts["off"] == counts["on"]
+            print(f"\nqueries per case: {json.dumps(counts['on'])}; "
+                  f"identical with auditing on and off: {same}\n")
+            if not same:
+                print(json.dumps(counts, indent=1))
+                status = 1
+    return status
