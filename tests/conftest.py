@@ -5,6 +5,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+
+
+@pytest.fixture(scope="session")
+def running_server() -> Iterator[HTTPServer]:
+    """A real threaded HTTP server on 127.0.0.1 for the outbound clients' tests."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def server(running_server: HTTPServer) -> Iterator[HTTPServer]:
+    yield running_server
+    running_server.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

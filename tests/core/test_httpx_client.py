@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +31,6 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server(running_server: HTTPServer) -> Iterator[HTTPServer]:
-    yield running_server
-    running_server.clear()
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -66,15 +66,6 @@ urlpatterns = [
 ]
 
 
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 @pytest.fixture
 def lab(running_server: HTTPServer) -> Iterator[HTTPServer]:
     running_server.expect_request("/results").respond_with_json(
