@@ -22,7 +22,8 @@ With an integrity key every handler seals its lines into a hash chain (see
 :mod:`activity_audit.integrity`). Failures (unwritable directory, disk full, a
 file removed) never reach the application: the first failure of a burst goes
 to :meth:`logging.Handler.handleError`, lines are kept (bounded) and written
-when the cause goes away.
+when the cause goes away. A rotation that fails after its lines were written is
+reported the same way; the lines stay written, once, and rotation is retried.
 """
 
 from __future__ import annotations
@@ -86,11 +87,20 @@ def _notice(message: str, **fields: Any) -> bytes:
     })
 
 
+class _RotationFailed(OSError):
+    """The data was written, but rotating the file around the write failed.
+
+    Raised by a file sink only for the first failure of a burst (until a
+    rotation succeeds); the cause is chained.
+    """
+
+
 class _LineHandler(logging.Handler):
     """Formats records into lines, chains them, writes batches, survives failures.
 
-    Subclasses implement :meth:`_write` (raise ``OSError`` on failure) and
-    :meth:`_close_sink`.
+    Subclasses implement :meth:`_write` (raise ``OSError`` on failure, or
+    :class:`_RotationFailed` when the data was written but what followed
+    failed) and :meth:`_close_sink`.
     """
 
     def __init__(self, level: int | str = logging.NOTSET, *,
@@ -114,6 +124,8 @@ class _LineHandler(logging.Handler):
         self.lost = 0
         self._unreported_lost = 0
         self._failing = False
+        # A rotation failure met without a record to report it with (a tick, a flush).
+        self._unreported_rotation: _RotationFailed | None = None
         #: Set by a queue listener that drives this handler (it also ticks it).
         self.driven = False
         self._ticker: threading.Thread | None = None
@@ -228,6 +240,11 @@ class _LineHandler(logging.Handler):
             data = lines[0] + b"\n" if len(lines) == 1 else b"\n".join(lines) + b"\n"
             try:
                 self._write(data)
+            except _RotationFailed as exc:
+                # Written: never keep it, or the lines would be written twice.
+                self._failing = False
+                self._report_rotation(exc, record)
+                return
             except OSError as exc:
                 written = getattr(exc, "written", 0)
                 self._pending.append(data[written:] if written else data)
@@ -239,6 +256,8 @@ class _LineHandler(logging.Handler):
                     return
                 raise
             self._failing = False
+            if self._unreported_rotation is not None and record is not None:
+                self._report_rotation(self._unreported_rotation, record)
             return
         if lines:
             lines.append(b"")
@@ -246,16 +265,20 @@ class _LineHandler(logging.Handler):
             self._pending_bytes += len(self._pending[-1])
         if not self._pending:
             return
+        rotation: _RotationFailed | None = None
         try:
             if self._unreported_lost:
                 # Where the gap is: before the oldest line that was kept.
-                self._write(_notice("audit lines lost while the destination failed",
-                                    lost=self._unreported_lost) + b"\n")
+                rotation = self._write_data(
+                    _notice("audit lines lost while the destination failed",
+                            lost=self._unreported_lost) + b"\n") or rotation
                 self._unreported_lost = 0
             while self._pending:
-                self._write(self._pending[0])
+                rotation = self._write_data(self._pending[0]) or rotation
                 self._pending_bytes -= len(self._pending.popleft())
         except OSError as exc:
+            if rotation is not None:
+                self._unreported_rotation = rotation
             written = getattr(exc, "written", 0)
             if written:
                 self._pending[0] = self._pending[0][written:]
@@ -268,6 +291,25 @@ class _LineHandler(logging.Handler):
                 return
             raise
         self._failing = False
+        rotation = rotation or self._unreported_rotation
+        if rotation is not None:
+            self._report_rotation(rotation, record)
+
+    def _write_data(self, data: bytes) -> _RotationFailed | None:
+        """Write ``data``; a failed rotation is returned, since the data is written."""
+        try:
+            self._write(data)
+        except _RotationFailed as exc:
+            return exc
+        return None
+
+    def _report_rotation(self, exc: _RotationFailed, record: logging.LogRecord | None) -> None:
+        """Raise ``exc`` for the caller's ``handleError``, or keep it for the next record."""
+        if record is None:
+            self._unreported_rotation = exc
+            return
+        self._unreported_rotation = None
+        raise exc
 
     def _trim_pending(self) -> None:
         while self._pending_bytes > self.max_pending_bytes and len(self._pending) > 1:
@@ -313,6 +355,7 @@ class _LineHandler(logging.Handler):
         self._pending.clear()
         self._pending_bytes = 0
         self._failing = False
+        self._unreported_rotation = None
         self._ticker = None
         self._ticker_stop = threading.Event()
         if self.integrity_key:
@@ -382,6 +425,8 @@ class _SharedFile:
         self.lock_fd = -1
         self.inode: tuple[int, int] | None = None
         self.period = 0
+        #: A rotation failed and was reported; cleared when one succeeds.
+        self.rotation_failing = False
 
     def _open(self) -> None:
         self._close_fd()
@@ -409,8 +454,24 @@ class _SharedFile:
         return (st.st_dev, st.st_ino) == self.inode
 
     def write(self, data: bytes) -> None:
+        """Append ``data`` in one ``write()``: time rotation before it, size rotation after.
+
+        Raises:
+            _RotationFailed: ``data`` was written but a rotation failed (the first
+                failure of a burst; the next write past the limit tries again).
+            OSError: ``data`` was not written, or in part (``exc.written`` bytes).
+        """
         if self.lock_fd < 0 or self.fd < 0:
             self._open()
+        error: OSError | None = None
+        rotated = False
+        if self.schedule is not None and self.schedule.period(time.time()) != self.period:
+            # Before writing, as the stdlib: a new period's first line opens its file.
+            try:
+                self._rotate()
+                rotated = True
+            except OSError as exc:
+                error = exc
         lock_fd = self.lock_fd
         fcntl.flock(lock_fd, fcntl.LOCK_SH)
         try:
@@ -440,10 +501,20 @@ class _SharedFile:
             size = os.lseek(fd, 0, os.SEEK_CUR)
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        if (self.max_bytes and size >= self.max_bytes) or (
-            self.schedule is not None and self.schedule.period(time.time()) != self.period
-        ):
-            self._rotate()
+        if error is None and self.max_bytes and size >= self.max_bytes:
+            try:
+                self._rotate()
+                rotated = True
+            except OSError as exc:
+                error = exc
+        if error is not None:
+            if not self.rotation_failing:
+                self.rotation_failing = True
+                raise _RotationFailed(
+                    f"rotating {self.path} failed ({error}); writing on to it, "
+                    "retrying at the next write past the limit") from error
+        elif rotated:
+            self.rotation_failing = False
 
     def _rotate(self) -> None:
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
@@ -463,10 +534,21 @@ class _SharedFile:
                 rotated = self._dated_name()
             os.rename(self.path, rotated)
             self._open()
+            # The rotation itself is done: a failure below leaves a backup uncompressed
+            # or one too many, and must not stop pruning.
+            error: OSError | None = None
             if self.compress:
-                self._gzip(rotated)
+                try:
+                    self._gzip(rotated)
+                except OSError as exc:
+                    error = exc
             if self.schedule is not None:
-                self._prune_dated()
+                try:
+                    self._prune_dated()
+                except OSError as exc:
+                    error = error or exc
+            if error is not None:
+                raise error
         finally:
             fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
@@ -517,9 +599,15 @@ class _SharedFile:
     def _gzip(self, path: str) -> None:
         # Under the exclusive lock: nobody writes to the rotated file any more.
         tmp = f"{path}.gz.tmp"
-        with open(path, "rb") as source, gzip.open(tmp, "wb", compresslevel=6) as target:
-            shutil.copyfileobj(source, target, 1024 * 1024)
-        os.rename(tmp, f"{path}.gz")
+        try:
+            with open(path, "rb") as source, gzip.open(tmp, "wb", compresslevel=6) as target:
+                shutil.copyfileobj(source, target, 1024 * 1024)
+            os.rename(tmp, f"{path}.gz")
+        except OSError:
+            # The uncompressed backup stays; no half-written copy beside it.
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
         os.remove(path)
 
     def _close_fd(self) -> None:
@@ -535,8 +623,9 @@ class _SharedFile:
 
     def forget_after_fork(self) -> None:
         # The lock descriptor is shared with the parent: its flock would not exclude
-        # the parent. Reopen both in the child.
+        # the parent. Reopen both in the child, which reports its own failures.
         self.close()
+        self.rotation_failing = False
 
 
 class AuditFileHandler(_LineHandler):
@@ -587,6 +676,8 @@ class AuditFileHandler(_LineHandler):
     def _write(self, data: bytes) -> None:
         try:
             self._file.write(data)
+        except _RotationFailed:
+            raise  # written, and the file is open on the live log
         except OSError:
             # Reopen on the next attempt: the file may be gone, the disk freed.
             self._file.close()

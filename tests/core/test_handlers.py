@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from activity_audit.handlers import (
     async_file_handler,
     make_async,
 )
-from activity_audit.integrity import log_files
+from activity_audit.integrity import log_files, verify_paths
 from activity_audit.levels import AUDIT
 from activity_audit.schema import MODEL_LOGGER
 
@@ -116,11 +117,49 @@ def test_time_rotation_renames_with_the_period_of_the_old_file(
     handler.handle(record(2))
     label = time.strftime("%Y-%m-%d", time.gmtime(two_days_ago))
     rotated = tmp_path / f"audit.log.{label}"
-    assert rotated.read_text().splitlines()[0] == '{"old": true}'
-    # The line that found the period over was written before the rotation.
-    assert [json.loads(x)["instance_id"] for x in rotated.read_text().splitlines()[1:]] == ["1"]
-    assert [json.loads(x)["instance_id"] for x in path.read_text().splitlines()] == ["2"]
+    # The line that found the period over went to the new file, as the stdlib does.
+    assert rotated.read_text().splitlines() == ['{"old": true}']
+    assert [json.loads(x)["instance_id"] for x in path.read_text().splitlines()] == ["1", "2"]
     assert log_files(path) == [rotated, path]
+
+
+def second_label(moment: float) -> str:
+    """The suffix ``when="S"`` gives the file of the second ``moment`` falls in (UTC)."""
+    return time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime(moment))
+
+
+def test_time_rotation_puts_each_line_in_the_file_of_its_period(
+        tmp_path: Path, handlers: list[logging.Handler]) -> None:
+    path = tmp_path / "audit.log"
+    handler = AuditFileHandler(path, when="S", interval=1, utc=True, backupCount=1000)
+    handlers.append(handler)
+    # The handler checks the period between the record's creation (the line's
+    # timestamp) and the return of handle(): the line belongs to one of the two.
+    returned: dict[str, float] = {}
+    start = time.time()
+    i = 0
+    while int(time.time()) < int(start) + 3:  # at least two period boundaries
+        handler.handle(record(i))
+        returned[str(i)] = time.time()
+        i += 1
+        time.sleep(0.01)
+    while int(time.time()) == int(returned[str(i - 1)]):
+        time.sleep(0.01)
+    handler.handle(record(-1))  # a later period: every line before it is in a dated file
+    assert [json.loads(x)["instance_id"] for x in path.read_text().splitlines()] == ["-1"]
+    rotated = [file for file in log_files(path) if file != path]
+    assert len(rotated) >= 2
+    seen: list[str] = []
+    for file in rotated:
+        period = file.name.removeprefix("audit.log.")
+        for raw in file.read_text().splitlines():
+            line = json.loads(raw)
+            stamp = line["timestamp"]  # "YYYY-MM-DD HH:MM:SS.mmm", UTC
+            created = f"{stamp[:10]}_{stamp[11:19].replace(':', '-')}"
+            assert period in {created, second_label(returned[line["instance_id"]])}, (
+                file.name, line)
+            seen.append(line["instance_id"])
+    assert seen == [str(n) for n in range(i)]
 
 
 def test_file_deleted_under_the_writer_is_recreated(tmp_path: Path,
@@ -174,6 +213,74 @@ def test_disk_full_reports_once_per_burst_and_resumes(tmp_path: Path,
     path.symlink_to("/dev/full")
     handler.handle(record(21))
     assert len(handler.reported) == 2
+
+
+def test_failed_compression_writes_each_line_once_and_reports_once(
+        tmp_path: Path, handlers: list[logging.Handler]) -> None:
+    path = tmp_path / "audit.log"
+    # Where gzip writes the compressed copy: a directory, so every compression fails.
+    blocker = tmp_path / "audit.log.1.gz.tmp"
+    blocker.mkdir()
+    handler = CountingFileHandler(path, maxBytes=2000, backupCount=100, compress=True,
+                                  integrity_key="k")
+    handlers.append(handler)
+    for i in range(100):
+        handler.handle(record(i))
+    assert len(handler.reported) == 1  # once for the burst, not once per rotation
+    exc = handler.reported[0]
+    assert isinstance(exc, OSError)
+    assert isinstance(exc.__cause__, IsADirectoryError)
+    assert (tmp_path / "audit.log.2").is_file()  # rotated on, left uncompressed
+    blocker.rmdir()
+    for i in range(100, 200):  # the next rotations compress again, silently
+        handler.handle(record(i))
+    assert (tmp_path / "audit.log.1.gz").is_file()
+    assert len(handler.reported) == 1
+    blocker.mkdir()  # a new burst is reported again
+    for i in range(200, 300):
+        handler.handle(record(i))
+    assert len(handler.reported) == 2
+    handler.close()
+    ids = [line["instance_id"] for line in read_lines(path) if "instance_id" in line]
+    assert ids == [str(i) for i in range(300)]
+    report = verify_paths([path], "k", closed=True)
+    assert report.breaks == []
+    assert report.ok
+
+
+def test_unreplaceable_rotated_file_keeps_writing_and_retries(
+        tmp_path: Path, handlers: list[logging.Handler]) -> None:
+    path = tmp_path / "audit.log"
+    # With one backup the old audit.log.1 is removed first: a non-empty directory can't be.
+    blocker = tmp_path / "audit.log.1"
+    blocker.mkdir()
+    (blocker / "keep").write_text("x")
+    handler = CountingFileHandler(path, maxBytes=1000, backupCount=1)
+    handlers.append(handler)
+    for i in range(30):
+        handler.handle(record(i))
+    assert len(handler.reported) == 1
+    assert isinstance(handler.reported[0], OSError)
+    with path.open("rb") as handle:  # everything in the live file, once, in order
+        assert [json.loads(x)["instance_id"] for x in handle] == [str(i) for i in range(30)]
+    shutil.rmtree(blocker)
+    handler.handle(record(30))  # past the limit: rotation is retried, and succeeds
+    assert blocker.is_file()
+    assert [line["instance_id"] for line in read_lines(path)] == [str(i) for i in range(31)]
+    assert len(handler.reported) == 1
+
+
+def test_rotation_failure_in_a_queue_writer_writes_each_line_once(
+        tmp_path: Path, handlers: list[logging.Handler]) -> None:
+    path = tmp_path / "audit.log"
+    (tmp_path / "audit.log.1.gz.tmp").mkdir()
+    target = CountingFileHandler(path, maxBytes=2000, backupCount=100, compress=True)
+    handler = make_async(target)
+    for i in range(500):
+        handler.handle(record(i))
+    handler.close()
+    assert len(target.reported) == 1
+    assert [line["instance_id"] for line in read_lines(path)] == [str(i) for i in range(500)]
 
 
 def test_bounded_buffer_counts_and_reports_lost_lines(tmp_path: Path,

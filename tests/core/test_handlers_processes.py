@@ -24,7 +24,7 @@ key = os.environ.get("TEST_KEY") or None
 helper = get_async_audit_handler if mode == "async" else get_audit_handler
 options = {"log_dir": log_dir, "backupCount": 100000, "compress": True}
 if rotation == "time":
-    options.update(when="S", maxBytes=0)
+    options.update(when="S", maxBytes=0, utc=True)
 else:
     options.update(maxBytes=int(rotation))
 if key:
@@ -141,6 +141,27 @@ def test_four_processes_lose_nothing_across_rotation(tmp_path: Path, mode: str,
     assert len(ids) == 4 * count
     assert max(counts.values()) == 1
     assert set(counts) == {f"p{n}-{i}" for n in range(4) for i in range(count)}
+    if rotation == "time":
+        assert_no_line_in_an_earlier_period(path)
+
+
+def assert_no_line_in_an_earlier_period(path: Path) -> None:
+    """No line sits in the file of a second that ended before the line was created.
+
+    Each writer checks the period before it writes, so a line goes to the file of
+    its creation's second or (written later, from the queue) of a later one.
+    """
+    for file in log_files(path):
+        if file == path:
+            continue
+        # audit.log.2025-08-16_17-06-32[.1][.gz]
+        period = file.name.removeprefix(path.name + ".")[:19]
+        opener = gzip.open if file.name.endswith(".gz") else open
+        with opener(file, "rb") as handle:
+            for raw in handle:
+                stamp = json.loads(raw)["timestamp"]  # UTC "YYYY-MM-DD HH:MM:SS.mmm"
+                created = f"{stamp[:10]}_{stamp[11:19].replace(':', '-')}"
+                assert created <= period, (file.name, raw)
 
 
 @pytest.mark.slow
