@@ -44,6 +44,15 @@ _inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+def _call_inside(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run the unpatched method with nested patched calls not audited again."""
+    token = _inside.set(True)
+    try:
+        return original(*args, **kwargs)
+    finally:
+        _inside.reset(token)
+
+
 def _audited(qs: QuerySet[Any]) -> ModelInfo | None:
     if _inside.get():
         return None
@@ -60,11 +69,7 @@ def _bulk_create(original: F) -> F:
         info = _audited(self)
         if info is None:
             return original(self, objs, *args, **kwargs)
-        token = _inside.set(True)
-        try:
-            created = original(self, objs, *args, **kwargs)
-        finally:
-            _inside.reset(token)
+        created = _call_inside(original, self, objs, *args, **kwargs)
         try:
             _record_bulk_create(self, info, created, args, kwargs)
         except Exception:
@@ -113,11 +118,7 @@ def _bulk_update(original: F) -> F:
         # Django reads ``objs`` once; keep them for the event.
         objs = tuple(objs)
         fields = list(fields)
-        token = _inside.set(True)
-        try:
-            rows = original(self, objs, fields, *args, **kwargs)
-        finally:
-            _inside.reset(token)
+        rows = _call_inside(original, self, objs, fields, *args, **kwargs)
         try:
             _record_bulk_update(self, info, objs, fields, rows)
         except Exception:
@@ -196,11 +197,7 @@ def _update(original: F) -> F:
             query = describe_filter(self, info)
         except Exception:
             _diagnostic.exception("could not describe the filter of an update")
-        token = _inside.set(True)
-        try:
-            rows = original(self, **kwargs)
-        finally:
-            _inside.reset(token)
+        rows = _call_inside(original, self, **kwargs)
         try:
             event = model_event(
                 info,

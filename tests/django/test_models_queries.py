@@ -58,32 +58,18 @@ def test_create_adds_no_query(
     )
 
 
+@pytest.mark.parametrize("only", [(), ("name",)], ids=["loaded", "deferred"])
 def test_update_with_diff_adds_no_query(
-    django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any
+    only: tuple[str, ...],
+    django_assert_num_queries: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     patient = Patient.objects.create(name="Ada", notes="n")
 
     def make() -> Callable[[], Any]:
-        loaded = Patient.objects.get(pk=patient.pk)
-
-        def update() -> None:
-            loaded.name = loaded.name + "!"
-            loaded.save()
-
-        return update
-
-    assert_same_queries_audited(
-        django_assert_num_queries, django_capture_on_commit_callbacks, make, "UPDATE"
-    )
-
-
-def test_update_of_deferred_instance_adds_no_query(
-    django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any
-) -> None:
-    patient = Patient.objects.create(name="Ada", notes="n")
-
-    def make() -> Callable[[], Any]:
-        loaded = Patient.objects.only("name").get(pk=patient.pk)
+        loaded = Patient.objects.only(*only).get(pk=patient.pk) if only else (
+            Patient.objects.get(pk=patient.pk)
+        )
 
         def update() -> None:
             loaded.name = loaded.name + "!"
