@@ -93,17 +93,8 @@ def _record_bulk_create(
     if not events.is_enabled(MODEL_LOGGER):
         return
     ids, total = capped_ids(info, (obj.pk for obj in created if obj.pk is not None))
-    event = model_event(
-        info,
-        EventType.BULK_CREATE,
-        None,
-        count=len(created),
-        fields=[name for name, _, _ in info.fields],
-        instance_ids=ids,
-        ids_total=total,
-    )
-    message = f"BULK_CREATE event for {info.name} (count: {len(created)})"
-    dispatch(qs.db, message, event)
+    _dispatch_bulk(qs.db, info, EventType.BULK_CREATE, len(created), list(info.field_names),
+                   instance_ids=ids, ids_total=total)
 
 
 def _bulk_update(original: F) -> F:
@@ -137,21 +128,19 @@ def _record_bulk_update(
     if not events.is_enabled(MODEL_LOGGER):
         return
     ids, total = capped_ids(info, (obj.pk for obj in objs))
-    event = model_event(
-        info,
-        EventType.BULK_UPDATE,
-        None,
-        count=rows,
-        fields=_field_names(info, fields),
-        instance_ids=ids,
-        ids_total=total,
-    )
-    dispatch(qs.db, f"BULK_UPDATE event for {info.name} (count: {rows})", event)
+    _dispatch_bulk(qs.db, info, EventType.BULK_UPDATE, rows, _field_names(info, fields),
+                   instance_ids=ids, ids_total=total)
+
+
+def _dispatch_bulk(db: str, info: ModelInfo, event_type: EventType, count: int,
+                   fields: list[str], **keys: Any) -> None:
+    event = model_event(info, event_type, None, count=count, fields=fields, **keys)
+    dispatch(db, f"{event_type} event for {info.name} (count: {count})", event)
 
 
 def _field_names(info: ModelInfo, names: Iterable[str]) -> list[str]:
     # "clinic_id" and "clinic" are one field: report the field name.
-    by_attname = {attname: name for name, attname, _ in info.fields}
+    by_attname = info.name_of_attname
     return [by_attname.get(info.attname_of.get(n, n), n) for n in names]
 
 
@@ -199,15 +188,8 @@ def _update(original: F) -> F:
             _diagnostic.exception("could not describe the filter of an update")
         rows = _call_inside(original, self, **kwargs)
         try:
-            event = model_event(
-                info,
-                EventType.BULK_UPDATE,
-                None,
-                count=rows,
-                fields=_field_names(info, kwargs),
-                query=query,
-            )
-            dispatch(self.db, f"BULK_UPDATE event for {info.name} (count: {rows})", event)
+            _dispatch_bulk(self.db, info, EventType.BULK_UPDATE, rows,
+                           _field_names(info, kwargs), query=query)
         except Exception:
             _diagnostic.exception("model audit failed in update of %s", info.label)
         return rows

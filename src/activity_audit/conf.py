@@ -12,8 +12,7 @@ the middleware and receivers read a dozen per request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from django.conf import settings
@@ -64,6 +63,15 @@ def _get(name: str, default: Any, *old_names: str) -> Any:
         return value
 
 
+def _derived(key: str, compute: Callable[[], Any]) -> Any:
+    """A value computed from settings, memoized with them (read on every request)."""
+    try:
+        return _cache[key]
+    except KeyError:
+        value = _cache[key] = compute()
+        return value
+
+
 def _clear_cache(**kwargs: Any) -> None:
     _cache.clear()
 
@@ -71,7 +79,6 @@ def _clear_cache(**kwargs: Any) -> None:
 setting_changed.connect(_clear_cache, dispatch_uid="activity_audit.conf.clear_cache")
 
 
-@lru_cache(maxsize=16)
 def _build_redactor(path: str | None, key_pattern: str, headers: tuple[str, ...]) -> Redactor:
     cls: type[Redactor] = import_string(path) if path else Redactor
     return cls(key_pattern=key_pattern, headers=headers)
@@ -138,9 +145,12 @@ class Settings:
 
     @property
     def unregistered_urls(self) -> list[str]:
-        default = _get("AUDIT_UNREGISTERED_URLS_DEFAULT", DEFAULT_UNREGISTERED_URLS)
-        extra = _get("AUDIT_UNREGISTERED_URLS_EXTRA", ())
-        return [*default, *extra]
+        def combine() -> list[str]:
+            default = _get("AUDIT_UNREGISTERED_URLS_DEFAULT", DEFAULT_UNREGISTERED_URLS)
+            return [*default, *_get("AUDIT_UNREGISTERED_URLS_EXTRA", ())]
+
+        value: list[str] = _derived("unregistered_urls", combine)
+        return value
 
     @property
     def log_methods(self) -> Sequence[str] | None:
@@ -191,8 +201,10 @@ class Settings:
 
     @property
     def redactor(self) -> Redactor:
-        """The configured redactor instance (cached per configuration)."""
-        return _build_redactor(self.redactor_class, self.redact_keys, self.redact_headers)
+        """The configured redactor instance (built once per configuration)."""
+        redactor: Redactor = _derived("redactor", lambda: _build_redactor(
+            self.redactor_class, self.redact_keys, self.redact_headers))
+        return redactor
 
     # -- outbound calls ----------------------------------------------------
     @property

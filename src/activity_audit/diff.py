@@ -41,6 +41,7 @@ __all__ = [
     "loaded_values",
     "model_event",
     "model_info",
+    "prefetched_pks",
     "remember_current",
     "remember_loaded",
 ]
@@ -92,6 +93,7 @@ class ModelInfo:
         "all_attnames",
         "app_label",
         "attname_of",
+        "field_names",
         "field_of",
         "fields",
         "label",
@@ -101,6 +103,7 @@ class ModelInfo:
         "mutable",
         "mutable_positions",
         "name",
+        "name_of_attname",
         "pk_attname",
         "pk_masked",
         "plain_width",
@@ -136,6 +139,8 @@ class ModelInfo:
             for f in concrete
             if f.name not in excluded and f.attname not in excluded
         )
+        self.field_names: tuple[str, ...] = tuple(name for name, _, _ in self.fields)
+        self.name_of_attname: dict[str, str] = {att: name for name, att, _ in self.fields}
         #: Field name or attname -> attname, to read ``update_fields``.
         self.attname_of: dict[str, str] = {f.name: f.attname for f in concrete}
         self.attname_of.update((f.attname, f.attname) for f in concrete)
@@ -268,14 +273,21 @@ def instance_repr(info: ModelInfo, instance: Model) -> dict[str, Any]:
             out[name] = value
         else:
             out[name] = native(value)
-    if info.m2m:
-        cache = values.get("_prefetched_objects_cache")
-        if cache:
-            for name, masked in info.m2m:
-                qs = cache.get(name)
-                if qs is not None and qs._result_cache is not None:
-                    out[name] = REDACTED if masked else sorted_pks(o.pk for o in qs._result_cache)
+    if info.m2m and values.get("_prefetched_objects_cache"):
+        for name, masked in info.m2m:
+            pks = prefetched_pks(instance, name)
+            if pks is not None:
+                out[name] = REDACTED if masked else pks
     return out
+
+
+def prefetched_pks(instance: Model, cache_name: str, as_str: bool = False) -> list[Any] | None:
+    """The related primary keys the prefetch cache holds; None when listing them would query."""
+    cache = instance.__dict__.get("_prefetched_objects_cache") or {}
+    qs = cache.get(cache_name)
+    if qs is None or qs._result_cache is None:
+        return None
+    return sorted_pks((o.pk for o in qs._result_cache), as_str=as_str)
 
 
 def sorted_pks(pks: Iterable[Any], as_str: bool = False) -> list[Any]:

@@ -16,7 +16,7 @@ from django.db.models import Model
 
 from activity_audit import events
 from activity_audit.context import AuditScope, get_scope
-from activity_audit.diff import ModelInfo, capped_ids, model_event
+from activity_audit.diff import ModelInfo, capped_ids, message_for, model_event
 from activity_audit.schema import MODEL_LOGGER, EventType
 
 __all__ = ["flush", "record"]
@@ -45,7 +45,7 @@ def record(info: ModelInfo, instance: Model) -> None:
                 info, EventType.READ, pk, instance_ids=capped_ids(info, [pk])[0], ids_total=1,
                 count=1,
             )
-            message = f"READ event for {info.name} (id: {event['instance_id']})"
+            message = message_for(EventType.READ, info, event["instance_id"])
             events.emit(MODEL_LOGGER, message, event)
         return
     tallies: dict[ModelInfo, _Tally] | None = state.data.get(STATE_KEY)

@@ -148,7 +148,7 @@ def _on_m2m_changed(
         if pk_set is not None:
             related_ids: list[Any] | None = diff.sorted_pks(pk_set, as_str=True)
         else:
-            related_ids = _prefetched_pks(instance, cache_name)
+            related_ids = diff.prefetched_pks(instance, cache_name, as_str=True)
         pk = instance.pk
         event = diff.model_event(
             info,
@@ -162,14 +162,6 @@ def _on_m2m_changed(
         diff.dispatch(using, diff.message_for(event_type, info, event["instance_id"]), event)
     except Exception:
         _diagnostic.exception("model audit failed in m2m_changed of %s", sender)
-
-
-def _prefetched_pks(instance: Model, cache_name: str) -> list[Any] | None:
-    cache = instance.__dict__.get("_prefetched_objects_cache") or {}
-    qs = cache.get(cache_name)
-    if qs is None or qs._result_cache is None:
-        return None  # listing them would cost a query
-    return diff.sorted_pks((o.pk for o in qs._result_cache), as_str=True)
 
 
 # -- loading ----------------------------------------------------------------------
@@ -252,7 +244,6 @@ def reconnect() -> None:
     _connected.clear()
     _through_fields.clear()
     diff.forget_models()
-    throughs: set[type[Model]] = set()
     for model in apps.get_models():
         if diff.model_info(model) is None:
             continue
@@ -263,8 +254,7 @@ def reconnect() -> None:
         m2m_fields += [rel.field for rel in opts.related_objects if rel.many_to_many]
         for field in m2m_fields:
             through = field.remote_field.through
-            if isinstance(through, type) and through not in throughs:
-                throughs.add(through)
+            if isinstance(through, type) and through not in _through_fields:
                 _through_fields[through] = field
                 _connect_sender(signals.m2m_changed, _on_m2m_changed, through)
 
