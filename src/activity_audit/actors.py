@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from activity_audit.conf import DEFAULT_USER_INFO_CANDIDATES, conf
+from activity_audit.diff import ALWAYS_MASKED
 from activity_audit.schema import REDACTED
 
 __all__ = ["describe_user"]
@@ -34,9 +35,8 @@ def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
         # __class__, not type(): a SimpleLazyObject (request.user) reports the user's class.
         fields = _default_fields(actor.__class__) if hasattr(actor, "_meta") else ()
     info: dict[str, Any] = {}
-    masked = _masked_re(conf.masked_fields_pattern)
-    for name in fields:
-        if name == "password" or masked.search(name):
+    for name, masked in _info_plan(tuple(fields), conf.masked_fields_pattern):
+        if masked:
             # AUDIT_USER_INFO_FIELDS = ["password"] must not put the hash on every event.
             info[name] = REDACTED
             continue
@@ -45,6 +45,8 @@ def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
     return str(pk), info
 
 
-@lru_cache(maxsize=8)
-def _masked_re(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+@lru_cache(maxsize=16)
+def _info_plan(fields: tuple[str, ...], pattern: str) -> tuple[tuple[str, bool], ...]:
+    """``(field, masked)`` per user_info field: decided once, not per event."""
+    masked = re.compile(pattern)
+    return tuple((n, n in ALWAYS_MASKED or masked.search(n) is not None) for n in fields)

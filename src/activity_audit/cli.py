@@ -89,7 +89,7 @@ def run_verify(options: argparse.Namespace, *, key: str | bytes | None = None,
         if key is None:
             key = os.environ.get(KEY_ENV) or None
         if key is None:
-            err.write("activity-audit: no key (--key-file or $AUDIT_INTEGRITY_KEY): "
+            err.write(f"activity-audit: no key (--key-file or ${KEY_ENV}): "
                       "checking structure only, not MACs\n")
         progress = None
         if not options.no_progress and not options.json and err.isatty():

@@ -318,14 +318,14 @@ class audit_context:
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with bind(**dict(values)):
+                with bind(**values):
                     return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with bind(**dict(values)):
+            with bind(**values):
                 return func(*args, **kwargs)
 
         return wrapper

@@ -61,6 +61,9 @@ INTEGRITY_LOGGER: Final = f"{DIAGNOSTIC_LOGGER}.integrity"
 DEFAULT_CHECKPOINT_INTERVAL: Final = 60.0
 
 _CHAIN_ID, _SEQ, _MAC = INTEGRITY_KEYS
+_CHAIN_ID_BYTES: Final = _CHAIN_ID.encode()
+_SEQ_BYTES: Final = _SEQ.encode()
+_QUOTED_CHAIN_ID: Final = b'"' + _CHAIN_ID_BYTES + b'"'
 _ZERO_MAC: Final = bytes(32)
 _MAC_OPEN: Final = f',"{_MAC}":"'.encode()
 # ',"mac":"' + 64 hex digits + '"}'
@@ -114,7 +117,9 @@ class Chain:
         self.seq = -1
         self.last_write = 0.0
         self._prev = _ZERO_MAC
-        self._chain_id_bytes = self.chain_id.encode("ascii")
+        # What every sealed line of this chain carries before its sequence number.
+        self._head = b"".join((b'"', _CHAIN_ID_BYTES, b'":"', self.chain_id.encode("ascii"),
+                               b'","', _SEQ_BYTES, b'":'))
 
     @property
     def started(self) -> bool:
@@ -129,10 +134,7 @@ class Chain:
         self.seq += 1
         inner = body[:-1]
         separator = b"," if inner.strip() != b"{" else b""
-        prefix = b"".join((
-            inner, separator, b'"', _CHAIN_ID.encode(), b'":"', self._chain_id_bytes,
-            b'","', _SEQ.encode(), b'":', str(self.seq).encode(),
-        ))
+        prefix = b"".join((inner, separator, self._head, str(self.seq).encode()))
         mac = hmac.digest(self.key, self._prev + prefix, "sha256")
         self._prev = mac
         return b"".join((prefix, _MAC_OPEN, mac.hex().encode("ascii"), b'"}'))
@@ -303,7 +305,7 @@ class Verifier:
         start = line.rfind(_CHAIN_OPEN, 0, len(line) - _MAC_TAIL_LEN + 1)
         match = _TAIL_RE.fullmatch(line, start) if start >= 0 else None
         if match is None:
-            if b'"' + _CHAIN_ID.encode() + b'"' in line:
+            if _QUOTED_CHAIN_ID in line:
                 self._add(BreakKind.MODIFIED, file, lineno,
                           "the chain keys of this line are damaged")
             else:
@@ -325,16 +327,15 @@ class Verifier:
                 # Nothing to verify against: trust this record's MAC as the anchor.
                 state.max_seq = seq
                 self._remember(state, seq, _Seen(mac, file, lineno, True))
-                self._track_last(state, line, file, lineno, prefix)
+                self._track_last(state, line, file, lineno)
                 return
         if _CONTROL_MARK in prefix:
             self._control(state, seq, prefix, file, lineno)
         self._place(state, seq, prefix, mac, file, lineno)
         if seq >= state.max_seq:
-            self._track_last(state, line, file, lineno, prefix)
+            self._track_last(state, line, file, lineno)
 
-    def _track_last(self, state: _ChainState, line: bytes, file: str, lineno: int,
-                    prefix: bytes) -> None:
+    def _track_last(self, state: _ChainState, line: bytes, file: str, lineno: int) -> None:
         state.last_line = line
         state.last_file = file
         state.last_lineno = lineno

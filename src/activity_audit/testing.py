@@ -50,8 +50,9 @@ def capture_events(*channels: str) -> Iterator[list[dict[str, Any]]]:
         logger = logging.getLogger(name)
         saved.append((logger, logger.level, logger.disabled))
         logger.addHandler(handler)
-        if not logger.isEnabledFor(CHANNEL_LEVELS.get(name, logging.DEBUG)):
-            logger.setLevel(CHANNEL_LEVELS.get(name, logging.DEBUG))
+        level = CHANNEL_LEVELS.get(name, logging.DEBUG)
+        if not logger.isEnabledFor(level):
+            logger.setLevel(level)
         logger.disabled = False
     try:
         yield handler.events
