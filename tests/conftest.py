@@ -1,11 +1,44 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+
+from activity_audit.formatters import AuditFormatter
+from activity_audit.levels import API
+from activity_audit.schema import REQUEST_LOGGER
+
+
+@pytest.fixture
+def api_log(tmp_path: Path) -> Iterator[Path]:
+    """A real file handler with the audit formatter on ``audit.request``."""
+    path = tmp_path / "api.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(API)
+    handler.setFormatter(AuditFormatter())
+    logger = logging.getLogger(REQUEST_LOGGER)
+    logger.addHandler(handler)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (connection refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from activity_audit.context import bind
-from activity_audit.formatters import AuditFormatter
-from activity_audit.levels import API
 from activity_audit.protocols import (
     AuditHTTPAdapter,
     HTTPClient,
@@ -34,38 +31,10 @@ from activity_audit.schema import (
     REQUEST_LOGGER,
 )
 from activity_audit.testing import capture_events
+from tests.helpers import read_lines
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def api_log(tmp_path: Path) -> Iterator[Path]:
-    """A real file handler with the audit formatter on ``audit.request``."""
-    path = tmp_path / "api.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setLevel(API)
-    handler.setFormatter(AuditFormatter())
-    logger = logging.getLogger(REQUEST_LOGGER)
-    logger.addHandler(handler)
-    try:
-        yield path
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-
-
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
-
-
-@pytest.fixture
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_json_exchange_is_one_json_line(server: HTTPServer, api_log: Path) -> None:

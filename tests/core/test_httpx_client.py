@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
-import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,12 +18,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from activity_audit.context import bind
-from activity_audit.formatters import AuditFormatter
 from activity_audit.httpx_client import AsyncAuditTransport, AuditTransport
-from activity_audit.levels import API
 from activity_audit.protocols import OutboundSettings
 from activity_audit.schema import BASE_KEYS, REDACTED, REQUEST_KEYS, REQUEST_LOGGER
 from activity_audit.testing import capture_events
+from tests.helpers import read_lines
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -54,27 +51,17 @@ async def send(
 
 
 async def test_json_exchange_written_by_real_handler(
-    mode: str, server: HTTPServer, tmp_path: Path
+    mode: str, server: HTTPServer, api_log: Path
 ) -> None:
     server.expect_request("/j", method="POST").respond_with_json({"ok": True, "secret": "s"})
-    path = tmp_path / "api.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setLevel(API)
-    handler.setFormatter(AuditFormatter())
-    logger = logging.getLogger(REQUEST_LOGGER)
-    logger.addHandler(handler)
-    try:
-        with capture_events(REQUEST_LOGGER) as events:
-            response = await send(
-                mode, "POST", server.url_for("/j"), params={"token": "t-1", "page": "2"},
-                json={"password": "pw", "name": "Ada"}, headers={"Authorization": "Basic x"},
-            )
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+    with capture_events(REQUEST_LOGGER) as events:
+        response = await send(
+            mode, "POST", server.url_for("/j"), params={"token": "t-1", "page": "2"},
+            json={"password": "pw", "name": "Ada"}, headers={"Authorization": "Basic x"},
+        )
     assert response.json() == {"ok": True, "secret": "s"}
     [event] = events
-    [line] = [json.loads(x) for x in path.read_text("utf-8").splitlines()]
+    [line] = read_lines(api_log)
     assert set(event) == {*BASE_KEYS, *REQUEST_KEYS}
     for record in (event, line):
         assert record["protocol"] == "http"
@@ -90,7 +77,7 @@ async def test_json_exchange_written_by_real_handler(
         assert record["response_repr"]["body"] == {"ok": True, "secret": REDACTED}
         assert record["error_message"] is None
         assert record["execution_time"] > 0
-    assert "t-1" not in path.read_text("utf-8")
+    assert "t-1" not in api_log.read_text("utf-8")
 
 
 async def test_text_binary_statuses(mode: str, server: HTTPServer) -> None:
@@ -225,11 +212,8 @@ async def test_timeout_logged_and_reraised(mode: str, server: HTTPServer) -> Non
     assert event["response_repr"] is None
 
 
-async def test_connection_refused_logged_and_reraised(mode: str) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+async def test_connection_refused_logged_and_reraised(mode: str, closed_port: int) -> None:
+    port = closed_port
     with capture_events(REQUEST_LOGGER) as events, pytest.raises(httpx.ConnectError):
         await send(mode, "GET", f"http://127.0.0.1:{port}/?secret=zz")
     [event] = events

@@ -32,8 +32,8 @@ Committed = Callable[..., AbstractContextManager[Any]]
 
 
 @pytest.fixture
-def events(django_capture_on_commit_callbacks: Committed) -> Iterator[list[dict[str, Any]]]:
-    """Model events of the test, with on-commit callbacks run at the end of the block."""
+def events() -> Iterator[list[dict[str, Any]]]:
+    """Model events of the test (emitted at commit: see ``committed``)."""
     with capture_events(MODEL_LOGGER) as captured:
         yield captured
 
