@@ -105,8 +105,7 @@ def worker_single(variant: str) -> dict[str, float]:
     from activity_audit.events import emit
 
     with tempfile.TemporaryDirectory() as log_dir:
-        handler = _configure(variant, log_dir, maxBytes=10 * 1024 * 1024, backupCount=50) \
-            if variant != "format" else _configure(variant, log_dir)
+        handler = _configure(variant, log_dir, maxBytes=10 * 1024 * 1024, backupCount=50)
         events = [_event(i) for i in range(EVENTS)]
         start = time.perf_counter()
         for event in events:
@@ -205,20 +204,21 @@ def main() -> None:
                              reps=max(options.reps // 2, 2))
 
     print(f"Machine: {machine_description()}\n")
-    print(markdown_table(summarize(single, baseline="format"),
-                         title=f"One process, {EVENTS:,} events", baseline="format"))
+    single_rows = summarize(single, baseline="format")
+    verify_rows = summarize(verify, baseline="nokey")
+    print(markdown_table(single_rows, title=f"One process, {EVENTS:,} events",
+                         baseline="format"))
     print()
     rows = summarize(mp, baseline="stdlib")
     print(markdown_table(rows,
                          title="4 processes x 25,000 lines, size rotation (stdlib loses lines)",
                          baseline="stdlib"))
     print()
-    print(markdown_table(summarize(verify, baseline="nokey"), title="Verify",
-                         baseline="nokey"))
+    print(markdown_table(verify_rows, title="Verify", baseline="nokey"))
     print()
     print("**Derived** (medians)\n")
     print("| measure | value |\n|---|---:|")
-    med = {(r.case, r.variant): r.median for r in summarize(single, baseline="format")}
+    med = {(r.case, r.variant): r.median for r in single_rows}
     for variant in ("sync", "async", "chained"):
         full = med[("full path per event", variant)]
         print(f"| {variant}: events/s, one process (build → format → disk) | {1 / full:,.0f} |")
@@ -230,7 +230,7 @@ def main() -> None:
         lost_median = statistics.median(lost[variant])
         print(f"| {variant}: 4-process lines/s (lines lost, median) | "
               f"{1 / per_line:,.0f} ({lost_median:.0f}) |")
-    for r in summarize(verify, baseline="nokey"):
+    for r in verify_rows:
         print(f"| verify ({r.variant}): lines/s | {VERIFY_LINES / r.median:,.0f} |")
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -23,23 +21,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import Payload, django_ab_main, run_django_worker  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    Payload,
+    django_ab_main,
+    per_op,
+    run_django_worker,
+)
 
 WRITES = 200
 BULK_ROWS = 25
 BULK_CALLS = 40
 LOAD_ROWS = 10_000
 ROUNDS = 3
-
-
-def _per_op(fn: Callable[[], int], rounds: int = ROUNDS) -> float:
-    """Median over ``rounds`` of (elapsed / operations) for ``fn`` (returns its op count)."""
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        ops = fn()
-        samples.append((time.perf_counter() - start) / ops)
-    return statistics.median(samples)
 
 
 def worker() -> Payload:
@@ -114,7 +107,7 @@ def worker() -> Payload:
             return fn()
 
         with CaptureQueriesContext(connection) as ctx:
-            timings[name] = _per_op(run)
+            timings[name] = per_op(run, ROUNDS)
         queries[name] = len(ctx.captured_queries)
 
     def refill() -> None:

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.harness import (  # noqa: E402
     machine_description,
     markdown_table,
+    per_op,
+    repeated,
     run_interleaved,
     summarize,
 )
@@ -58,16 +57,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def _per_op(fn: Callable[[], None], calls: int) -> float:
-    samples = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
 
 
 def worker(variant: str, calls: int) -> None:
@@ -114,9 +103,9 @@ def worker(variant: str, calls: int) -> None:
         for fn in (requests_get, requests_post, httpx_get):  # warm up connections
             fn()
         results = {
-            "requests GET (json)": _per_op(requests_get, calls),
-            "requests POST json=": _per_op(requests_post, calls),
-            "httpx GET (json)": _per_op(httpx_get, calls),
+            "requests GET (json)": per_op(repeated(requests_get, calls), ROUNDS),
+            "requests POST json=": per_op(repeated(requests_post, calls), ROUNDS),
+            "httpx GET (json)": per_op(repeated(httpx_get, calls), ROUNDS),
         }
         hclient.close()
         session.close()

@@ -13,16 +13,20 @@ fails if the middleware adds one.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import Payload, django_ab_main, run_django_worker  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    Payload,
+    django_ab_main,
+    per_op,
+    repeated,
+    run_django_worker,
+)
 
 REQUESTS = 300
 ROUNDS = 3
@@ -83,13 +87,7 @@ def worker() -> Payload:
         with CaptureQueriesContext(connection) as ctx:
             fn()
         queries[name] = len(ctx.captured_queries)
-        samples = []
-        for _ in range(ROUNDS):
-            start = time.perf_counter()
-            for _ in range(REQUESTS):
-                fn()
-            samples.append((time.perf_counter() - start) / REQUESTS)
-        timings[name] = statistics.median(samples)
+        timings[name] = per_op(repeated(fn, REQUESTS), ROUNDS)
     return {"timings": timings, "queries": queries}
 
 

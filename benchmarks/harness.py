@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "django_ab_main",
     "machine_description",
     "markdown_table",
+    "per_op",
+    "repeated",
     "run_django_worker",
     "run_interleaved",
     "summarize",
@@ -189,3 +192,23 @@ def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -
                 print(json.dumps(counts, indent=1))
                 status = 1
     return status
+
+
+def per_op(run: Callable[[], int], rounds: int = 3) -> float:
+    """Median over ``rounds`` of elapsed seconds / operations (``run`` returns its count)."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ops = run()
+        samples.append((time.perf_counter() - start) / ops)
+    return statistics.median(samples)
+
+
+def repeated(fn: Callable[[], Any], times: int) -> Callable[[], int]:
+    """``fn`` called ``times`` times, as a :func:`per_op` run."""
+    def run() -> int:
+        for _ in range(times):
+            fn()
+        return times
+
+    return run
