@@ -36,6 +36,7 @@ __all__ = [
     "ModelInfo",
     "changes_for",
     "dispatch",
+    "dispatch_builder",
     "forget_models",
     "instance_repr",
     "loaded_values",
@@ -260,7 +261,17 @@ def instance_repr(info: ModelInfo, instance: Model) -> dict[str, Any]:
     Many-to-many fields are listed as primary keys only when the prefetch cache
     holds them: reading them otherwise would cost a query.
     """
-    values = instance.__dict__
+    return values_repr(info, instance.__dict__, prefetched_m2m(info, instance))
+
+
+def values_repr(
+    info: ModelInfo, values: Mapping[str, Any], m2m: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """:func:`instance_repr` of the field values ``values`` (``{attname: value}``).
+
+    ``m2m`` holds the many-to-many fields' lists of primary keys that were known
+    (:func:`prefetched_m2m`).
+    """
     out: dict[str, Any] = {}
     natives = _NATIVE
     for name, attname, masked in info.fields:
@@ -273,11 +284,20 @@ def instance_repr(info: ModelInfo, instance: Model) -> dict[str, Any]:
             out[name] = value
         else:
             out[name] = native(value)
-    if info.m2m and values.get("_prefetched_objects_cache"):
-        for name, masked in info.m2m:
-            pks = prefetched_pks(instance, name)
-            if pks is not None:
-                out[name] = REDACTED if masked else pks
+    if m2m:
+        out.update(m2m)
+    return out
+
+
+def prefetched_m2m(info: ModelInfo, instance: Model) -> dict[str, Any] | None:
+    """The many-to-many fields whose primary keys the prefetch cache holds, masked as needed."""
+    if not info.m2m or not instance.__dict__.get("_prefetched_objects_cache"):
+        return None
+    out: dict[str, Any] = {}
+    for name, masked in info.m2m:
+        pks = prefetched_pks(instance, name)
+        if pks is not None:
+            out[name] = REDACTED if masked else pks
     return out
 
 
@@ -332,18 +352,26 @@ def loaded_values(info: ModelInfo, instance: Model) -> dict[str, Any] | None:
     snapshot = instance.__dict__.get(SNAPSHOT_KEY)
     if snapshot is None or isinstance(snapshot, dict):
         return snapshot
-    as_dict = dict(zip(info.all_attnames, snapshot, strict=True))
+    as_dict = snapshot_values(info, snapshot)
     instance.__dict__[SNAPSHOT_KEY] = as_dict
     return as_dict
 
 
+def snapshot_values(info: ModelInfo, snapshot: Any) -> dict[str, Any] | None:
+    """A snapshot (``from_db``'s row or a dict) as ``{attname: value}``; None stays None."""
+    if snapshot is None or isinstance(snapshot, dict):
+        return snapshot
+    return dict(zip(info.all_attnames, snapshot, strict=True))
+
+
 def remember_current(
     info: ModelInfo, instance: Model, attnames: Iterable[str] | None = None
-) -> None:
+) -> dict[str, Any]:
     """Record that ``instance``'s current values (or just ``attnames``) are in the DB.
 
     Expressions (``F("n") + 1``) are kept as they are; a later diff treats
-    them as an unknown old value.
+    them as an unknown old value. Returns the new snapshot, which is never
+    changed afterwards (a later save replaces it).
     """
     current = instance.__dict__
     if attnames is None:
@@ -365,6 +393,20 @@ def remember_current(
         if value is not None and type(value) not in _IMMUTABLE:
             snapshot[attname] = _copy_mutable(value)
     instance.__dict__[SNAPSHOT_KEY] = snapshot
+    return snapshot
+
+
+def current_values(info: ModelInfo, instance: Model) -> dict[str, Any]:
+    """A copy of ``instance``'s field values now, for an event built later.
+
+    Values that can change in place (JSON, arrays) are copied too.
+    """
+    values = instance.__dict__.copy()
+    for attname in info.mutable:
+        value = values.get(attname)
+        if value is not None and type(value) not in _IMMUTABLE:
+            values[attname] = _copy_mutable(value)
+    return values
 
 
 def attnames_of(info: ModelInfo, update_fields: Iterable[str] | None) -> frozenset[str] | None:
@@ -386,7 +428,9 @@ def _same(field: Any, old: Any, new: Any) -> bool:
 
 
 def _is_plain(value: Any) -> bool:
-    return type(value) in _IMMUTABLE or not hasattr(value, "resolve_expression")
+    """Not an expression (``F("n") + 1``): a value as stored."""
+    kind = type(value)
+    return kind in _IMMUTABLE or kind in _CONVERTERS or not hasattr(value, "resolve_expression")
 
 
 def changes_for(
@@ -397,8 +441,18 @@ def changes_for(
     Compared with the values the instance was loaded with (or last saved);
     a field whose old value is unknown reports ``old`` as :data:`UNKNOWN`.
     """
-    loaded = loaded_values(info, instance) or {}
-    current = instance.__dict__
+    return changes_between(
+        info, loaded_values(info, instance) or {}, instance.__dict__, update_attnames
+    )
+
+
+def changes_between(
+    info: ModelInfo,
+    loaded: Mapping[str, Any],
+    current: Mapping[str, Any],
+    update_attnames: frozenset[str] | None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`changes_for` from the loaded values and the values saved (``{attname: value}``)."""
     pk_attname = info.pk_attname
     changes: dict[str, dict[str, Any]] = {}
     for name, attname, masked in info.fields:
@@ -447,9 +501,14 @@ def model_event(
     instance_id: Any,
     instance_repr: dict[str, Any] | None = None,
     changes: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
     **keys: Any,
 ) -> dict[str, Any]:
-    """A model event with the context keys (actor, request id, trace id) taken now."""
+    """A model event with the context keys (actor, request id, trace id).
+
+    ``context`` is what :func:`~activity_audit.context.context_fields` returned
+    when the change was made; taken now when not given.
+    """
     event: dict[str, Any] = {
         "model": info.name,
         "app_label": info.app_label,
@@ -461,7 +520,8 @@ def model_event(
         "changes": changes if changes is not None else {},
     }
     event.update(keys)
-    context = context_fields()
+    if context is None:
+        context = context_fields()
     if context["extra"]:
         context["extra"] = jsonable(context["extra"])
     if context["user_info"]:
@@ -471,13 +531,11 @@ def model_event(
     return event
 
 
-def _emitter(message: str, event: dict[str, Any]) -> Callable[[], None]:
-    # A closure, not functools.partial: Django's robust on_commit logs the
-    # callback's __qualname__ when it fails.
-    def emit_model_event() -> None:
-        events.emit(MODEL_LOGGER, message, event)
+#: Builds a model event when it is emitted: ``(message, event)``, or None for no event.
+Builder = Callable[[], "tuple[str, dict[str, Any]] | None"]
 
-    return emit_model_event
+# Key on the connection object of its latest _CommitGroup.
+_GROUP_KEY: Final = "_activity_audit_commit_group"
 
 
 def dispatch(using: str | None, message: str, event: dict[str, Any]) -> None:
@@ -486,15 +544,126 @@ def dispatch(using: str | None, message: str, event: dict[str, Any]) -> None:
     A rolled-back transaction or savepoint discards it, as Django discards its
     ``on_commit`` callbacks. Never raises.
     """
+    dispatch_builder(using, _Built(message, event))
+
+
+def dispatch_builder(using: str | None, build: Builder) -> None:
+    """:func:`dispatch` an event that ``build`` makes when it is emitted.
+
+    Inside a transaction the event is built at commit, from values ``build``
+    holds (copies taken at the change): the work leaves the transaction, and
+    the transaction's events are built and written in one go.
+    """
     try:
         connection = connections[using or "default"]
         if connection.in_atomic_block:
-            connection.on_commit(_emitter(message, event), robust=True)
+            group: _CommitGroup | None = connection.__dict__.get(_GROUP_KEY)
+            hooks = connection.run_on_commit
+            if (
+                group is None
+                or not hooks
+                or hooks[-1][1] is not group.last
+                or group.savepoint_ids != connection.savepoint_ids
+            ):
+                group = connection.__dict__[_GROUP_KEY] = _CommitGroup(connection)
+            group.add(build)
             return
     except Exception:
-        _diagnostic.exception("could not defer audit event to commit: %s", message)
+        _diagnostic.exception("could not defer an audit event to commit")
     # Autocommit (or manual transaction management, where on_commit refuses).
-    events.emit(MODEL_LOGGER, message, event)
+    emit_built([build])
+
+
+def emit_built(builders: list[Builder]) -> None:
+    """Build the events and emit them (one write per handler). Never raises."""
+    batch: list[tuple[str, dict[str, Any]]] = []
+    for build in builders:
+        try:
+            built = build()
+        except Exception:
+            _diagnostic.exception("could not build a model event")
+            continue
+        if built is not None:
+            batch.append(built)
+    if len(batch) == 1:
+        events.emit(MODEL_LOGGER, *batch[0])
+    elif batch:
+        events.emit_many(MODEL_LOGGER, batch)
+
+
+class _Built:
+    """A :data:`Builder` of an event built already."""
+
+    __slots__ = ("event", "message")
+
+    def __init__(self, message: str, event: dict[str, Any]) -> None:
+        self.message = message
+        self.event = event
+
+    def __call__(self) -> tuple[str, dict[str, Any]]:
+        return self.message, self.event
+
+
+class _CommitCallback:
+    """The ``on_commit`` callback of one event of a :class:`_CommitGroup` (never raises)."""
+
+    __slots__ = ("group", "index")
+
+    def __init__(self, group: _CommitGroup, index: int) -> None:
+        self.group = group
+        self.index = index
+
+    def __call__(self) -> None:
+        try:
+            self.group.run(self.index)
+        except Exception:
+            _diagnostic.exception("could not emit the model events of a transaction")
+
+
+class _CommitGroup:
+    """Model events registered one after another under the same savepoints.
+
+    Each event has its own ``on_commit`` callback, so Django's rules apply to
+    each as to any callback (a savepoint rollback discards them, and
+    ``captureOnCommitCallbacks`` sees them). Its members share their savepoints
+    and nothing else was registered between them, so a rollback discards all of
+    them or none, and a commit runs them back to back: the first callback run
+    after a commit emits every event of the group at once; the others find
+    theirs done. A callback run inside the transaction (by
+    ``captureOnCommitCallbacks``) emits its own event only.
+    """
+
+    __slots__ = ("builders", "connection", "emitted_to", "last", "savepoint_ids")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.savepoint_ids: list[str] = list(connection.savepoint_ids)
+        self.builders: list[Builder | None] = []
+        self.last: _CommitCallback | None = None
+        #: After a commit: the callbacks before this index have nothing left to emit.
+        self.emitted_to = 0
+
+    def add(self, build: Builder) -> None:
+        callback = _CommitCallback(self, len(self.builders))
+        self.builders.append(build)
+        self.connection.on_commit(callback, robust=True)
+        self.last = callback
+
+    def run(self, index: int) -> None:
+        builders = self.builders
+        if self.connection.in_atomic_block:
+            stop = index + 1
+        elif index < self.emitted_to:
+            return  # emitted with the first callback of the group
+        else:
+            stop = self.emitted_to = len(builders)
+        pending: list[Builder] = []
+        for i in range(index, stop):
+            build = builders[i]
+            if build is not None:
+                builders[i] = None
+                pending.append(build)
+        emit_built(pending)
 
 
 def message_for(event_type: str, info: ModelInfo, instance_id: Any) -> str:

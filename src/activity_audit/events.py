@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import Any, Final
 
+from activity_audit.handlers import coalesced_writes
 from activity_audit.schema import CHANNEL_LEVELS, DIAGNOSTIC_LOGGER
 
-__all__ = ["emit", "is_enabled"]
+__all__ = ["emit", "emit_many", "is_enabled"]
 
 _loggers: Final[dict[str, logging.Logger]] = {
     name: logging.getLogger(name) for name in CHANNEL_LEVELS
@@ -41,9 +43,30 @@ def emit(channel: str, message: str, event: dict[str, Any]) -> None:
             # (a third of the logging overhead before the handler). makeRecord
             # (record factory, reserved-key check) and handle (disabled, filters,
             # propagation) are the logger's own.
-            logger.handle(logger.makeRecord(
-                logger.name, level, _SOURCE_FILE, 0, message, (), None, _SOURCE_FUNC, event,
-            ))
+            # ``extra`` is set on the record afterwards, not passed to makeRecord: its
+            # check against overwriting record attributes is a loop per key, and the
+            # event keys are the schema's, none of which is a LogRecord attribute.
+            record = logger.makeRecord(
+                logger.name, level, _SOURCE_FILE, 0, message, (), None, _SOURCE_FUNC,
+            )
+            record.__dict__.update(event)
+            logger.handle(record)
     except Exception:
         with contextlib.suppress(Exception):
             _diagnostic.exception("could not emit audit event on %s: %s", channel, message)
+
+
+def emit_many(channel: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """:func:`emit` each ``(message, event)``; this module's handlers write them at once.
+
+    Every record is handled as :func:`emit` handles it; a file or stream handler
+    of :mod:`activity_audit.handlers` writes the lines in one ``write()`` when
+    the last one is handled (see :func:`~activity_audit.handlers.coalesced_writes`).
+    """
+    try:
+        with coalesced_writes():
+            for message, event in items:
+                emit(channel, message, event)
+    except Exception:
+        with contextlib.suppress(Exception):
+            _diagnostic.exception("could not emit audit events on %s", channel)

@@ -77,12 +77,31 @@ class _BaseJSONFormatter(logging.Formatter):
         try:
             return self.serialize(self.format_event(record))
         except Exception:
-            # Last resort: the hook methods of a subclass failed.
-            return _json.dumps(
-                {"timestamp": format_timestamp(record.created), "level": record.levelname,
-                 "name": record.name, "message": _safe_message(record),
-                 "format_error": True}
-            ).decode("utf-8")
+            return self._last_resort(record).decode("utf-8")
+
+    def format_bytes(self, record: logging.LogRecord) -> bytes:
+        """:meth:`format` as UTF-8 bytes (what a file handler writes).
+
+        Skips the str round trip when neither ``format`` nor ``serialize`` is
+        overridden; otherwise encodes what they return.
+        """
+        cls = type(self)
+        if cls.format is not _BaseJSONFormatter.format or (
+            cls.serialize is not _BaseJSONFormatter.serialize
+        ):
+            return self.format(record).encode("utf-8", "backslashreplace")
+        try:
+            return _json.dumps(self.format_event(record))
+        except Exception:
+            return self._last_resort(record)
+
+    @staticmethod
+    def _last_resort(record: logging.LogRecord) -> bytes:
+        # The hook methods of a subclass failed: the record's base keys at least.
+        return _json.dumps(
+            {"timestamp": format_timestamp(record.created), "level": record.levelname,
+             "name": record.name, "message": _safe_message(record), "format_error": True}
+        )
 
     def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
         raise NotImplementedError

@@ -28,6 +28,7 @@ reported the same way; the lines stay written, once, and rotation is retried.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import fcntl
@@ -42,11 +43,11 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, Final, Literal, cast
 
 from activity_audit import _json
-from activity_audit.formatters import AuditFormatter, format_timestamp
+from activity_audit.formatters import AuditFormatter, _BaseJSONFormatter, format_timestamp
 from activity_audit.integrity import DEFAULT_CHECKPOINT_INTERVAL, Chain
 from activity_audit.schema import DIAGNOSTIC_LOGGER
 
@@ -57,6 +58,7 @@ __all__ = [
     "AuditStreamHandler",
     "async_file_handler",
     "async_stream_handler",
+    "coalesced_writes",
     "enable_integrity",
     "make_async",
 ]
@@ -76,6 +78,12 @@ FullPolicy = Literal["block", "drop"]
 _SENTINEL: Final = None
 
 _live_handlers: weakref.WeakSet[_LineHandler] = weakref.WeakSet()
+class _Coalescing(threading.local):
+    #: While :func:`coalesced_writes` is open: handler -> (lines, first record).
+    held: dict[_LineHandler, tuple[list[bytes], logging.LogRecord]] | None = None
+
+
+_coalescing = _Coalescing()
 _live_queue_handlers: weakref.WeakSet[AuditQueueHandler] = weakref.WeakSet()
 
 
@@ -114,6 +122,7 @@ class _LineHandler(logging.Handler):
         # Audit channels need no named formatter; dictConfig's "formatter" replaces it.
         self.setFormatter(AuditFormatter())
         self.encoding = encoding or "utf-8"
+        self._utf8 = codecs.lookup(self.encoding).name == "utf-8"
         self.checkpoint_interval = checkpoint_interval
         self.max_pending_bytes = max_pending_bytes
         self.integrity_key: str | bytes | None = None
@@ -177,6 +186,9 @@ class _LineHandler(logging.Handler):
         """The record's line as bytes: the queue handler's pre-formatted one, or formatted."""
         line = record.__dict__.get(LINE_ATTR)
         if not isinstance(line, str):
+            formatter = self.formatter
+            if self._utf8 and isinstance(formatter, _BaseJSONFormatter):
+                return formatter.format_bytes(record)
             line = self.format(record)
         return line.encode(self.encoding, "backslashreplace")
 
@@ -185,6 +197,14 @@ class _LineHandler(logging.Handler):
             line = self.format_line(record)
             if self._chain is not None and not self.driven:
                 self._start_ticker()
+            held = _coalescing.held
+            if held is not None:
+                entry = held.get(self)
+                if entry is None:
+                    held[self] = ([line], record)
+                else:
+                    entry[0].append(line)
+                return
             self._deliver([line], record)
         except Exception:
             self.handleError(record)
@@ -362,6 +382,33 @@ class _LineHandler(logging.Handler):
             self._chain = Chain(self.integrity_key, self.checkpoint_interval)
 
 
+@contextlib.contextmanager
+def coalesced_writes() -> Iterator[None]:
+    """Within the block, this thread's lines for each audit handler are written at its end.
+
+    Records still go through the logging system one by one (levels, filters,
+    propagation, every other handler); only the file and stream handlers of this
+    module hold their lines and write them in one ``write()`` per handler when
+    the block ends -- in order, before the block returns. Used to emit the model
+    events of a transaction when it commits. Nested blocks write with the outermost.
+    """
+    if _coalescing.held is not None:
+        yield
+        return
+    held: dict[_LineHandler, tuple[list[bytes], logging.LogRecord]] = {}
+    _coalescing.held = held
+    try:
+        yield
+    finally:
+        _coalescing.held = None
+        for handler, (lines, first) in held.items():
+            with handler._rlock:
+                try:
+                    handler._deliver(lines, first)
+                except Exception:
+                    handler.handleError(first)
+
+
 # -- the shared append-only file ----------------------------------------------------------------
 
 _WHEN_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400, "MIDNIGHT": 86400}
@@ -424,6 +471,7 @@ class _SharedFile:
         self.fd = -1
         self.lock_fd = -1
         self.inode: tuple[int, int] | None = None
+        self.opened_size = 0
         self.period = 0
         #: A rotation failed and was reported; cleared when one succeeds.
         self.rotation_failing = False
@@ -442,6 +490,7 @@ class _SharedFile:
         st = os.fstat(fd)
         self.fd = fd
         self.inode = (st.st_dev, st.st_ino)
+        self.opened_size = st.st_size
         if self.schedule is not None:
             # A file with content belongs to the period of its last write (as the stdlib).
             self.period = self.schedule.period(st.st_mtime if st.st_size else time.time())
@@ -476,13 +525,16 @@ class _SharedFile:
         fcntl.flock(lock_fd, fcntl.LOCK_SH)
         try:
             # Under the shared lock no rotation runs: the live file stays live until we unlock.
+            size = -1
             try:
                 st = os.stat(self.path)
-                current = (st.st_dev, st.st_ino) == self.inode
+                if (st.st_dev, st.st_ino) == self.inode:
+                    size = st.st_size
             except FileNotFoundError:
-                current = False
-            if not current:
+                pass
+            if size < 0:
                 self._open()
+                size = self.opened_size
             fd = self.fd
             written = 0
             try:
@@ -498,7 +550,9 @@ class _SharedFile:
                 # A short write (disk full) left part of the data: resume after it.
                 exc.written = written  # type: ignore[attr-defined]
                 raise
-            size = os.lseek(fd, 0, os.SEEK_CUR)
+            # The size before our write plus it (other processes may have appended
+            # too: then rotation is checked exactly, under the exclusive lock).
+            size += written
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
         if error is None and self.max_bytes and size >= self.max_bytes:

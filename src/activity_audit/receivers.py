@@ -25,7 +25,7 @@ from django.db.models import Model, signals
 
 from activity_audit import bulk, diff, events, reads
 from activity_audit.conf import conf
-from activity_audit.context import add_scope_end_hook
+from activity_audit.context import add_scope_end_hook, context_fields
 from activity_audit.schema import DIAGNOSTIC_LOGGER, MODEL_LOGGER, EventType
 
 __all__ = ["connect", "reconnect"]
@@ -73,39 +73,66 @@ def _on_post_save(
         if info is None:
             return
         attnames = diff.attnames_of(info, update_fields)
+        # What the diff compares with, before the snapshot moves on.
+        loaded = instance.__dict__.get(diff.SNAPSHOT_KEY)
     except Exception:
         _diagnostic.exception("model audit failed in post_save of %s", sender)
         return
+    saved: dict[str, Any] | None = None
     try:
-        if events.is_enabled(MODEL_LOGGER):
-            _record_save(info, instance, created, attnames, using)
-    except Exception:
-        _diagnostic.exception("model audit failed in post_save of %s", sender)
-    try:
-        # Whatever happened to the event, the next save diffs against this one.
-        diff.remember_current(info, instance, attnames)
+        # Whatever happens to the event, the next save diffs against this one.
+        saved = diff.remember_current(info, instance, attnames)
     except Exception:
         _diagnostic.exception("model audit could not snapshot %s", sender)
+    try:
+        if events.is_enabled(MODEL_LOGGER):
+            # A full snapshot is a copy of the values now; else take one.
+            values = saved if attnames is None and saved is not None else (
+                diff.current_values(info, instance))
+            diff.dispatch_builder(using, _SaveEvent(
+                info, created, instance.pk, values, loaded, attnames,
+                diff.prefetched_m2m(info, instance), context_fields(),
+            ))
+    except Exception:
+        _diagnostic.exception("model audit failed in post_save of %s", sender)
 
 
-def _record_save(
-    info: diff.ModelInfo,
-    instance: Model,
-    created: bool,
-    attnames: frozenset[str] | None,
-    using: str | None,
-) -> None:
-    if created:
-        event_type = EventType.CREATE
-        changes: dict[str, Any] = {}
-    else:
-        event_type = EventType.UPDATE
-        changes = diff.changes_for(info, instance, attnames)
-        if not changes and not conf.log_unchanged_updates:
-            return
-    pk = instance.pk
-    event = diff.model_event(info, event_type, pk, diff.instance_repr(info, instance), changes)
-    diff.dispatch(using, diff.message_for(event_type, info, event["instance_id"]), event)
+class _SaveEvent:
+    """Builds the CREATE/UPDATE event of a save from copies taken when it happened.
+
+    A slotted object rather than a closure: one object kept per event until
+    commit, not a function and a cell per value (the garbage collector counts them).
+    """
+
+    __slots__ = ("attnames", "context", "created", "info", "loaded", "m2m", "pk", "values")
+
+    def __init__(self, info: diff.ModelInfo, created: bool, pk: Any, values: dict[str, Any],
+                 loaded: Any, attnames: frozenset[str] | None, m2m: dict[str, Any] | None,
+                 context: dict[str, Any]) -> None:
+        self.info = info
+        self.created = created
+        self.pk = pk
+        self.values = values
+        self.loaded = loaded
+        self.attnames = attnames
+        self.m2m = m2m
+        self.context = context
+
+    def __call__(self) -> tuple[str, dict[str, Any]] | None:
+        info = self.info
+        if self.created:
+            event_type = EventType.CREATE
+            changes: dict[str, Any] = {}
+        else:
+            event_type = EventType.UPDATE
+            old = diff.snapshot_values(info, self.loaded) or {}
+            changes = diff.changes_between(info, old, self.values, self.attnames)
+            if not changes and not conf.log_unchanged_updates:
+                return None
+        event = diff.model_event(info, event_type, self.pk,
+                                 diff.values_repr(info, self.values, self.m2m), changes,
+                                 self.context)
+        return diff.message_for(event_type, info, event["instance_id"]), event
 
 
 def _on_post_delete(
@@ -115,11 +142,33 @@ def _on_post_delete(
         info = diff.model_info(sender)
         if info is None or not events.is_enabled(MODEL_LOGGER):
             return
-        pk = instance.pk
-        event = diff.model_event(info, EventType.DELETE, pk, diff.instance_repr(info, instance))
-        diff.dispatch(using, diff.message_for(EventType.DELETE, info, event["instance_id"]), event)
+        diff.dispatch_builder(using, _DeleteEvent(
+            info, instance.pk, diff.current_values(info, instance),
+            diff.prefetched_m2m(info, instance), context_fields(),
+        ))
     except Exception:
         _diagnostic.exception("model audit failed in post_delete of %s", sender)
+
+
+class _DeleteEvent:
+    """Builds the DELETE event of a row from copies taken when it was deleted."""
+
+    __slots__ = ("context", "info", "m2m", "pk", "values")
+
+    def __init__(self, info: diff.ModelInfo, pk: Any, values: dict[str, Any],
+                 m2m: dict[str, Any] | None, context: dict[str, Any]) -> None:
+        self.info = info
+        self.pk = pk
+        self.values = values
+        self.m2m = m2m
+        self.context = context
+
+    def __call__(self) -> tuple[str, dict[str, Any]]:
+        info = self.info
+        event = diff.model_event(info, EventType.DELETE, self.pk,
+                                 diff.values_repr(info, self.values, self.m2m), None,
+                                 self.context)
+        return diff.message_for(EventType.DELETE, info, event["instance_id"]), event
 
 
 def _on_m2m_changed(

@@ -82,3 +82,21 @@ def test_integrity_keys_cannot_be_forged_through_extra() -> None:
     record = make_record(event_type="CREATE", chain_id="forged", seq=1, mac="00")
     data = json.loads(AuditFormatter().format(record))
     assert not {"chain_id", "seq", "mac"} & set(data)
+
+
+def test_format_bytes_is_format_encoded() -> None:
+    record = make_record(
+        model="Patient", instance_repr={"name": "Zoë \u2028", "n": Decimal("1.50")}
+    )
+    for formatter in (AuditFormatter(), JSONFormatter()):
+        assert formatter.format_bytes(record) == formatter.format(record).encode("utf-8")
+
+
+def test_format_bytes_keeps_overridden_hooks() -> None:
+    class Upper(AuditFormatter):
+        def serialize(self, event: dict[str, object]) -> str:
+            return super().serialize(event).upper()
+
+    record = make_record(model="Patient")
+    assert Upper().format_bytes(record) == Upper().format(record).encode("utf-8")
+    assert b'"MODEL":"PATIENT"' in Upper().format_bytes(record)

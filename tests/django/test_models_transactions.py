@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -111,3 +112,82 @@ def test_one_failing_event_does_not_stop_the_others() -> None:
     assert failing.failed
     # The capture handler sits after the failing one: the first record never reached it.
     assert [e["instance_repr"]["name"] for e in events] == ["b", "c"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_keep_the_values_of_the_save_not_of_the_commit() -> None:
+    with capture_events(MODEL_LOGGER) as events, transaction.atomic():
+        clinic = Clinic.objects.create(name="a")
+        clinic.name = "b"
+        clinic.save()
+        clinic.name = "changed after the last save, never saved"
+        clinic.delete()
+    assert [(e["event_type"], e["instance_repr"]["name"], e["changes"]) for e in events] == [
+        ("CREATE", "a", {}),
+        ("UPDATE", "b", {"name": {"old": "a", "new": "b"}}),
+        ("DELETE", "changed after the last save, never saved", {}),
+    ]
+    # The DELETE names the row that was deleted, although Django clears the pk after.
+    assert events[2]["instance_id"] == events[0]["instance_id"] != "None"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_savepoints_split_a_transaction_in_order() -> None:
+    with capture_events(MODEL_LOGGER) as events, transaction.atomic():
+        Clinic.objects.create(name="before")
+        with transaction.atomic():
+            Clinic.objects.create(name="kept savepoint")
+        with contextlib.suppress(Boom), transaction.atomic():
+            Clinic.objects.create(name="rolled back")
+            raise Boom
+        transaction.on_commit(lambda: logging.getLogger(MODEL_LOGGER).log(
+            21, "the application's own callback", extra={"model": "app"}))
+        Clinic.objects.create(name="after")
+    assert [e.get("instance_repr", {}).get("name") or e["message"] for e in events] == [
+        "before", "kept savepoint", "the application's own callback", "after",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_capture_on_commit_callbacks_sees_only_its_own_events(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with capture_events(MODEL_LOGGER) as events, transaction.atomic():
+        Clinic.objects.create(name="before the capture")
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            Clinic.objects.create(name="inside the capture")
+        assert len(callbacks) == 1
+        assert [e["instance_repr"]["name"] for e in events] == ["inside the capture"]
+    # The commit emits the rest, and nothing twice.
+    assert [e["instance_repr"]["name"] for e in events] == [
+        "inside the capture", "before the capture",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_is_written_in_one_write(tmp_path: Any) -> None:
+    from activity_audit.handlers import AuditFileHandler
+
+    writes: list[bytes] = []
+
+    class Counting(AuditFileHandler):
+        def _write(self, data: bytes) -> None:
+            writes.append(data)
+            super()._write(data)
+
+    handler = Counting(tmp_path / "audit.log")
+    logger = logging.getLogger(MODEL_LOGGER)
+    logger.addHandler(handler)
+    try:
+        with transaction.atomic():
+            for i in range(5):
+                Clinic.objects.create(name=f"c{i}")
+        Clinic.objects.create(name="autocommit")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert [data.count(b"\n") for data in writes] == [5, 1]
+    lines = (tmp_path / "audit.log").read_bytes().splitlines()
+    assert [json.loads(line)["instance_repr"]["name"] for line in lines] == [
+        "c0", "c1", "c2", "c3", "c4", "autocommit",
+    ]
