@@ -194,10 +194,16 @@ def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -
     return status
 
 
-def per_op(run: Callable[[], int], rounds: int = 3) -> float:
-    """Median over ``rounds`` of elapsed seconds / operations (``run`` returns its count)."""
+def per_op(run: Callable[[], int], rounds: int = 3,
+           setup: Callable[[], None] | None = None) -> float:
+    """Median over ``rounds`` of elapsed seconds / operations (``run`` returns its count).
+
+    ``setup`` runs before each round, untimed.
+    """
     samples = []
     for _ in range(rounds):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         ops = run()
         samples.append((time.perf_counter() - start) / ops)

@@ -228,12 +228,17 @@ def _install_loading_hooks() -> None:
     record_read = reads.record
     snapshot_key = diff.SNAPSHOT_KEY
 
-    # *args/**kwargs: Django 6.1 added keyword arguments (fetch_mode) to both.
+    # **kwargs: Django 6.1 passes fetch_mode (keyword only). Forwarded only when
+    # present: this runs once per loaded row, and a call with **kwargs costs
+    # several times a plain one.
     def from_db(
         cls: type[Model], db: str | None, field_names: Collection[str], values: Any,
-        *args: Any, **kwargs: Any,
+        **kwargs: Any,
     ) -> Model:
-        new: Model = original_from_db(cls, db, field_names, values, *args, **kwargs)
+        new: Model = (
+            original_from_db(cls, db, field_names, values, **kwargs) if kwargs
+            else original_from_db(cls, db, field_names, values)
+        )
         # Inline cache hit: this runs once per loaded row.
         info = infos.get(cls, _MISSING)
         if info is _MISSING:
