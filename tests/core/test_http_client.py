@@ -15,6 +15,7 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from activity_audit import protocols
 from activity_audit.context import bind
 from activity_audit.protocols import (
     AuditHTTPAdapter,
@@ -370,25 +371,23 @@ def test_disabled_emits_nothing_but_still_propagates(server: HTTPServer) -> None
     assert server.log[0][0].headers["X-Request-ID"] == "rid-3"
 
 
-def test_logger_below_api_skips_building_events(server: HTTPServer) -> None:
+def test_logger_below_api_skips_building_events(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server.expect_request("/p").respond_with_data("ok")
+    built: list[object] = []
+    monkeypatch.setattr(protocols, "build_event", lambda *a, **k: built.append(a) or {})
     logger = logging.getLogger(REQUEST_LOGGER)
     saved = logger.level
-    logger.setLevel(logging.ERROR)
-    handler_events: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            handler_events.append(record)
-
-    keep = Keep()
-    logger.addHandler(keep)
     try:
-        assert HTTPClient("svc").get(server.url_for("/p"), timeout=5).text == "ok"
+        client = HTTPClient("svc")
+        assert client.get(server.url_for("/p"), timeout=5).text == "ok"
+        assert len(built) == 1  # the logger listens: the event is built
+        logger.setLevel(logging.ERROR)
+        assert client.get(server.url_for("/p"), timeout=5).text == "ok"
     finally:
-        logger.removeHandler(keep)
         logger.setLevel(saved)
-    assert handler_events == []
+    assert len(built) == 1  # it does not: nothing is built
 
 
 def test_concurrent_calls_share_no_state(server: HTTPServer) -> None:
