@@ -57,16 +57,46 @@ def emit(channel: str, message: str, event: dict[str, Any]) -> None:
 
 
 def emit_many(channel: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    """:func:`emit` each ``(message, event)``; this module's handlers write them at once.
+    """:func:`emit` each ``(message, event)`` at once; this module's handlers write them together.
 
-    Every record is handled as :func:`emit` handles it; a file or stream handler
-    of :mod:`activity_audit.handlers` writes the lines in one ``write()`` when
-    the last one is handled (see :func:`~activity_audit.handlers.coalesced_writes`).
+    For the model events of one commit. Every record goes through the logger as
+    :func:`emit` sends it; a file or stream handler of
+    :mod:`activity_audit.handlers` writes the lines in one ``write()`` after the
+    last one (see :func:`~activity_audit.handlers.coalesced_writes`). With the
+    stdlib's logger and record classes, the records after the first are copies of
+    it with their own message and event: the same thread, process and moment,
+    without building each one anew.
     """
     try:
+        logger = _loggers[channel]
+        level = CHANNEL_LEVELS[channel]
+        if not logger.isEnabledFor(level):
+            return
+        copyable = (
+            logging.getLogRecordFactory() is logging.LogRecord
+            and type(logger).makeRecord is logging.Logger.makeRecord
+        )
+        template: dict[str, Any] | None = None
         with coalesced_writes():
             for message, event in items:
-                emit(channel, message, event)
+                try:
+                    if template is None:
+                        record = logger.makeRecord(
+                            logger.name, level, _SOURCE_FILE, 0, message, (), None, _SOURCE_FUNC,
+                        )
+                        if copyable:
+                            template = record.__dict__.copy()
+                    else:
+                        record = logging.LogRecord.__new__(logging.LogRecord)
+                        attrs = template.copy()
+                        attrs["msg"] = message
+                        record.__dict__ = attrs
+                    record.__dict__.update(event)
+                    logger.handle(record)
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        _diagnostic.exception(
+                            "could not emit audit event on %s: %s", channel, message)
     except Exception:
         with contextlib.suppress(Exception):
             _diagnostic.exception("could not emit audit events on %s", channel)

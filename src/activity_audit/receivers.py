@@ -279,7 +279,7 @@ def _install_loading_hooks() -> None:
     from_db._activity_audit = True  # type: ignore[attr-defined]
     from_db.__doc__ = original_from_db.__doc__
     refresh_from_db.__doc__ = original_refresh.__doc__
-    Model.from_db = classmethod(from_db)  # type: ignore[method-assign,assignment]
+    Model.from_db = classmethod(from_db)  # type: ignore[method-assign,assignment,arg-type]
     Model.refresh_from_db = refresh_from_db  # type: ignore[method-assign,assignment]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import threading
 from typing import Any
 
 import pytest
@@ -191,3 +193,31 @@ def test_a_transaction_is_written_in_one_write(tmp_path: Any) -> None:
     assert [json.loads(line)["instance_repr"]["name"] for line in lines] == [
         "c0", "c1", "c2", "c3", "c4", "autocommit",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_records_of_one_commit_are_separate_records() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logger = logging.getLogger(MODEL_LOGGER)
+    logger.addHandler(keep)
+    try:
+        with transaction.atomic():
+            clinic = Clinic.objects.create(name="a")
+            Tag.objects.create(name="t")
+            clinic.delete()
+    finally:
+        logger.removeHandler(keep)
+    assert len({id(r) for r in records}) == 3
+    assert [r.getMessage().split(" ")[0] for r in records] == ["CREATE", "CREATE", "DELETE"]
+    assert [r.__dict__["model"] for r in records] == ["Clinic", "Tag", "Clinic"]
+    # Every record has its own event keys, and the stdlib's attributes of this thread.
+    assert [r.__dict__["event_type"] for r in records] == ["CREATE", "CREATE", "DELETE"]
+    assert {(r.thread, r.process, r.levelname, r.name) for r in records} == {
+        (threading.get_ident(), os.getpid(), "AUDIT", MODEL_LOGGER)
+    }
