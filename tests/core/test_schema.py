@@ -42,3 +42,10 @@ def test_every_published_key_is_written(channel: str) -> None:
     line = json.loads(AuditFormatter().format(record))
     missing = [key for key in PUBLISHED[channel] if key not in line]
     assert missing == []
+
+
+def test_no_event_key_is_a_log_record_attribute() -> None:
+    # Events are set on records without makeRecord's ``extra`` check (events.py).
+    record_attrs = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+    event_keys = {key for keys in CHANNEL_KEYS.values() for key in keys}
+    assert event_keys & record_attrs == set()
