@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from activity_audit.conf import DEFAULT_USER_INFO_CANDIDATES, conf
 from activity_audit.diff import ALWAYS_MASKED
@@ -30,12 +30,17 @@ def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
     pk = getattr(actor, "pk", None)
     if pk is None:
         return (None, {}) if hasattr(actor, "_meta") else (str(actor), {})
-    fields = conf.user_info_fields
-    if fields is None:
-        # __class__, not type(): a SimpleLazyObject (request.user) reports the user's class.
-        fields = _default_fields(actor.__class__) if hasattr(actor, "_meta") else ()
+    # __class__, not type(): a SimpleLazyObject (request.user) reports the user's class.
+    key = (actor.__class__, hasattr(actor, "_meta"))
+    plans = conf.user_info_plans
+    plan = plans.get(key)
+    if plan is None:
+        plan = _plan_for(*key)
+        if len(plans) >= _PLAN_CACHE_SIZE:
+            plans.clear()
+        plans[key] = plan
     info: dict[str, Any] = {}
-    for name, masked in _info_plan(tuple(fields), conf.masked_fields_pattern):
+    for name, masked in plan:
         if masked:
             # AUDIT_USER_INFO_FIELDS = ["password"] must not put the hash on every event.
             info[name] = REDACTED
@@ -43,6 +48,17 @@ def describe_user(actor: Any) -> tuple[str | None, dict[str, Any]]:
         value = getattr(actor, name, None)
         info[name] = value if value is None or isinstance(value, (str, int, bool)) else str(value)
     return str(pk), info
+
+
+#: Actor classes whose plan is remembered (per configuration; see ``conf.user_info_plans``).
+_PLAN_CACHE_SIZE: Final = 64
+
+
+def _plan_for(cls: Any, is_model: bool) -> tuple[tuple[str, bool], ...]:
+    fields = conf.user_info_fields
+    if fields is None:
+        fields = _default_fields(cls) if is_model else ()
+    return _info_plan(tuple(fields), conf.masked_fields_pattern)
 
 
 @lru_cache(maxsize=16)

@@ -8,7 +8,7 @@ type and size with ``truncated: true`` (text keeps its first ``max_bytes``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import orjson
@@ -18,9 +18,27 @@ from activity_audit.redaction import Redactor
 __all__ = ["describe_body", "describe_multipart", "media_type", "pairs_to_dict"]
 
 
+#: Content types remembered, and the longest one (the request's is client-controlled).
+_MEDIA_TYPE_CACHE_SIZE: Final = 256
+_MEDIA_TYPE_CACHE_MAX_LENGTH: Final = 256
+_media_types: dict[str, str] = {}
+
+
 def media_type(content_type: str | None) -> str:
     """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
+    if not content_type:
+        return ""
+    # A service sends a handful of distinct Content-Type values, on every request.
+    try:
+        return _media_types[content_type]
+    except KeyError:
+        pass
+    mtype = content_type.split(";", 1)[0].strip().lower()
+    if len(content_type) <= _MEDIA_TYPE_CACHE_MAX_LENGTH:
+        if len(_media_types) >= _MEDIA_TYPE_CACHE_SIZE:
+            _media_types.clear()
+        _media_types[content_type] = mtype
+    return mtype
 
 
 def _charset(content_type: str | None) -> str:
@@ -96,7 +114,8 @@ def describe_body(
         return {"content_type": mtype, "size": total, "truncated": True}
     if is_json(mtype):
         try:
-            return redactor.redact(orjson.loads(body))
+            return redactor.redact_parsed(orjson.loads(body),
+                                          body if type(body) is bytes else None)
         except orjson.JSONDecodeError:
             # Unparseable text can hide secrets under no key: keep type and size only.
             return {"content_type": mtype, "size": total, "invalid_json": True}

@@ -12,6 +12,7 @@ the middleware and receivers read a dozen per request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -102,6 +103,16 @@ class Settings:
         value: Sequence[str] | None = _get("AUDIT_USER_INFO_FIELDS", None)
         return value
 
+    @property
+    def user_info_plans(self) -> dict[tuple[type[Any], bool], tuple[tuple[str, bool], ...]]:
+        """``user_info`` fields (and whether masked) per actor class, for this configuration.
+
+        Filled and bounded by :mod:`activity_audit.actors`; empty when settings change.
+        """
+        value: dict[tuple[type[Any], bool], tuple[tuple[str, bool], ...]] = _derived(
+            "user_info_plans", dict)
+        return value
+
     # -- model selection ---------------------------------------------------
     @property
     def models_include(self) -> Sequence[str] | None:
@@ -153,8 +164,44 @@ class Settings:
         return value
 
     @property
+    def unregistered_url_patterns(self) -> tuple[re.Pattern[str], ...]:
+        """``unregistered_urls`` compiled, once per configuration."""
+        value: tuple[re.Pattern[str], ...] = _derived(
+            "unregistered_url_patterns",
+            lambda: tuple(re.compile(p) for p in self.unregistered_urls))
+        return value
+
+    @property
+    def registered_url_patterns(self) -> tuple[re.Pattern[str], ...]:
+        """``registered_urls`` compiled, once per configuration."""
+        value: tuple[re.Pattern[str], ...] = _derived(
+            "registered_url_patterns",
+            lambda: tuple(re.compile(p) for p in self.registered_urls))
+        return value
+
+    @property
+    def path_decisions(self) -> dict[str, bool]:
+        """Whether a path is audited, remembered per path for this configuration.
+
+        Empty when settings change; its user (the middleware) bounds its size.
+        """
+        value: dict[str, bool] = _derived("path_decisions", dict)
+        return value
+
+    @property
     def log_methods(self) -> Sequence[str] | None:
         value: Sequence[str] | None = _get("AUDIT_LOG_METHODS", None)
+        return value
+
+    @property
+    def log_methods_upper(self) -> frozenset[str] | None:
+        """``log_methods`` uppercased, as a set (None: every method)."""
+
+        def upper() -> frozenset[str] | None:
+            methods = self.log_methods
+            return None if methods is None else frozenset(m.upper() for m in methods)
+
+        value: frozenset[str] | None = _derived("log_methods_upper", upper)
         return value
 
     @property

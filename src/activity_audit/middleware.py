@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import time
-import uuid
+from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from io import BytesIO
@@ -35,6 +36,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 from django.http.multipartparser import MultiPartParser
+from django.http.request import HttpHeaders
+from django.http.response import ResponseHeaders
 from django.utils.functional import LazyObject, empty
 
 from activity_audit import _json
@@ -79,9 +82,10 @@ _EXCEPTION_ATTR: Final = "_activity_audit_exception"
 # -- configuration derived from settings, cached per settings value --------------------
 
 
-@lru_cache(maxsize=32)
-def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p) for p in patterns)
+#: Paths whose decision is remembered, and the longest one remembered: paths
+#: carry ids, so the set is unbounded and partly client-controlled.
+_PATH_CACHE_SIZE: Final = 2048
+_PATH_CACHE_MAX_LENGTH: Final = 256
 
 
 def should_log_path(path: str) -> bool:
@@ -89,11 +93,24 @@ def should_log_path(path: str) -> bool:
 
     Patterns match at the start of the path (``re.match``), as in earlier releases.
     """
-    if any(p.match(path) for p in _compile(tuple(conf.unregistered_urls))):
+    decisions = conf.path_decisions
+    try:
+        return decisions[path]
+    except KeyError:
+        pass
+    audited = _match_path(path)
+    if len(path) <= _PATH_CACHE_MAX_LENGTH:
+        if len(decisions) >= _PATH_CACHE_SIZE:
+            decisions.clear()
+        decisions[path] = audited
+    return audited
+
+
+def _match_path(path: str) -> bool:
+    if any(p.match(path) for p in conf.unregistered_url_patterns):
         return False
-    registered = conf.registered_urls
-    if registered:
-        return any(p.match(path) for p in _compile(tuple(registered)))
+    if conf.registered_urls:
+        return any(p.match(path) for p in conf.registered_url_patterns)
     return True
 
 
@@ -154,11 +171,23 @@ def client_ip(request: HttpRequest) -> str | None:
     return client
 
 
+# The bits uuid.UUID(version=4) sets: variant RFC 4122, version 4.
+_UUID4_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET: Final = (0x8000 << 48) | (4 << 76)
+
+
+def _new_request_id() -> str:
+    """``str(uuid.uuid4())`` without building a UUID object (a third of the cost)."""
+    value = int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def _request_id(request: HttpRequest) -> str:
     incoming = request.META.get(_meta_key(conf.request_id_header))
     if incoming and len(incoming) <= 128 and _REQUEST_ID_RE.fullmatch(incoming):
         return str(incoming)
-    return str(uuid.uuid4())
+    return _new_request_id()
 
 
 def _trace(request: HttpRequest) -> tuple[str | None, str | None]:
@@ -254,13 +283,8 @@ def request_user(request: HttpRequest, *, load_session: bool = True) -> Any:
 
 
 def _in_event_loop() -> bool:
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    # get_running_loop() without the RuntimeError it raises outside a loop.
+    return _get_running_loop() is not None
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -367,9 +391,9 @@ def _raw_body(request: HttpRequest, tee: _TeeStream | None, limit: int) -> tuple
             return data, size
         except (OSError, ValueError):
             return b"", length
-    max_memory = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if not attrs.get("_read_started", False) and 0 < length <= limit and (
-        max_memory is None or length <= max_memory
+        # Read only when needed: each settings attribute costs a Python call.
+        (max_memory := settings.DATA_UPLOAD_MAX_MEMORY_SIZE) is None or length <= max_memory
     ):
         # Caches request._body, so anything after us still reads the same body.
         body = request.body
@@ -390,7 +414,9 @@ def _request_body(request: HttpRequest, tee: _TeeStream | None, limit: int,
     if mtype == "multipart/form-data":
         return _multipart_body(request, tee, limit, redactor)
     data, size = _raw_body(request, tee, limit)
-    if not data and size:
+    if not data:
+        if not size:
+            return None  # what describe_body says of no body
         return {"content_type": mtype or None, "size": size, "truncated": size > limit,
                 "read": False}
     return describe_body(data, content_type, max_bytes=limit, redactor=redactor, size=size,
@@ -460,11 +486,114 @@ def _query_params(query: str | None, redactor: Redactor) -> dict[str, Any]:
     return params
 
 
-def _headers(headers: Any, redactor: Redactor) -> dict[str, Any]:
+#: Header-name caches are cleared past this size, and longer names are not
+#: remembered (names are client-controlled).
+_HEADER_CACHE_SIZE: Final = 1024
+_HEADER_CACHE_MAX_LENGTH: Final = 128
+#: META key -> the name ``request.headers`` gives it ("" for keys that are not headers).
+_meta_header_names: dict[str, str] = {}
+#: Header name -> whether its value is a URL (see _URL_HEADERS).
+_url_header_names: dict[str, bool] = {}
+_REQUEST_HEADERS: Final = HttpRequest.headers
+#: Request class -> whether its ``headers`` is Django's (request classes are few).
+_plain_headers: dict[type[HttpRequest], bool] = {}
+
+
+def _request_headers(request: HttpRequest) -> dict[str, Any]:
+    """``dict(request.headers.items())``, read from ``request.META`` directly.
+
+    Building :class:`~django.http.request.HttpHeaders` parses every META key
+    (CGI and ``wsgi.*`` ones too) on every request; the names are remembered
+    here instead. Header names that are all ASCII cannot differ only in case
+    (they are title-cased), so a plain dict keyed by name is what the
+    case-insensitive mapping would hold; anything else takes Django's path.
+    """
+    cls = type(request)
+    plain = _plain_headers.get(cls)
+    if plain is None:
+        # Reading the descriptor off the class costs a Python call: once per class.
+        plain = _plain_headers[cls] = cls.headers is _REQUEST_HEADERS
+    if not plain:
+        return dict(request.headers.items())
+    cached = request.__dict__.get("headers")
+    if cached is not None:
+        # Already built by the app: items() would look each name up again.
+        if type(cached) is HttpHeaders:
+            # Its names have no "_", so HttpHeaders' own lookup finds each pair.
+            return dict(cached._store.values())
+        return dict(cached.items())
+    names = _meta_header_names
+    headers: dict[str, Any] = {}
+    for key, value in request.META.items():
+        name = names.get(key)
+        if name is None:
+            name = HttpHeaders.parse_header_name(key) or ""
+            if not name.isascii():
+                return dict(request.headers.items())
+            if len(key) <= _HEADER_CACHE_MAX_LENGTH:
+                if len(names) >= _HEADER_CACHE_SIZE:
+                    names.clear()
+                names[key] = name
+        if name:
+            headers[name] = value
+    return headers
+
+
+def _response_headers(response: HttpResponseBase) -> dict[str, Any]:
+    """``dict(response.items())``, without a case-insensitive lookup per header."""
+    if type(response).items is HttpResponseBase.items:
+        headers = response.headers
+        if type(headers) is ResponseHeaders:
+            # items() yields exactly the (name, value) pairs the mapping stores.
+            return dict(headers._store.values())
+    return dict(response.items())
+
+
+def _has_header(response: Any, header: str) -> bool:
+    """``header in response``, without the KeyError the mapping's ``in`` raises and catches."""
+    headers = getattr(response, "headers", None)
+    if (
+        type(headers) is ResponseHeaders
+        and type(response).__contains__ is HttpResponseBase.__contains__
+    ):
+        return header.lower() in headers._store
+    return header in response
+
+
+def _is_url_header(name: str) -> bool:
+    try:
+        return _url_header_names[name]
+    except KeyError:
+        pass
+    is_url = name.lower() in _URL_HEADERS
+    if len(name) <= _HEADER_CACHE_MAX_LENGTH:
+        if len(_url_header_names) >= _HEADER_CACHE_SIZE:
+            _url_header_names.clear()
+        _url_header_names[name] = is_url
+    return is_url
+
+
+def _headers(headers: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """Headers redacted by name, and URL-valued ones with their secret parameters redacted."""
-    redacted = redactor.redact_headers(dict(headers.items()))
+    if type(redactor).redact_headers is Redactor.redact_headers:
+        # Redactor.redact_headers and the URL pass below, in one pass.
+        sensitive = redactor.is_sensitive_header
+        substitute = redactor.substitute
+        redacted: dict[str, Any] = {}
+        url_names = _url_header_names
+        for name, value in headers.items():
+            if sensitive(name):
+                value = substitute
+            is_url = url_names.get(name)
+            if is_url is None:
+                is_url = _is_url_header(name)
+            if is_url and isinstance(value, str) and value != REDACTED:
+                value = redact_url(value, redactor)
+            redacted[name] = value
+        return redacted
+    redacted = redactor.redact_headers(headers)
     for name, value in redacted.items():
-        if name.lower() in _URL_HEADERS and isinstance(value, str) and value != REDACTED:
+        if _is_url_header(name) and isinstance(value, str) and value != REDACTED:
             redacted[name] = redact_url(value, redactor)
     return redacted
 
@@ -483,12 +612,26 @@ def _error_message(exception: BaseException) -> str:
     return text
 
 
-def _part(describe: Callable[[], Any]) -> Any:
-    try:
-        return describe()
-    except Exception:
-        _diagnostic.exception("could not describe part of an audited request")
-        return {"error": "not recorded"}
+_INTERNAL: Final = RequestType.INTERNAL.value
+_NATIVE_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_STR_TYPE: Final = frozenset({str})
+
+
+def _user_info(user_info: dict[str, Any]) -> Any:
+    """``_json.jsonable(user_info)``: a plain copy when it is already flat and native."""
+    if (
+        type(user_info) is dict
+        and _STR_TYPE.issuperset(map(type, user_info))
+        and _NATIVE_SCALARS.issuperset(map(type, user_info.values()))
+    ):
+        return dict(user_info)
+    return _json.jsonable(user_info)
+
+
+def _not_recorded() -> dict[str, str]:
+    """Log the exception being handled; what the event records for the part it cost."""
+    _diagnostic.exception("could not describe part of an audited request")
+    return {"error": "not recorded"}
 
 
 # -- the middleware ---------------------------------------------------------------------------
@@ -612,7 +755,7 @@ class AuditLoggingMiddleware:
             return values
         except Exception:
             _diagnostic.exception("audit context for request failed")
-            return {"actor": None, "request_id": str(uuid.uuid4())}
+            return {"actor": None, "request_id": _new_request_id()}
 
     def _begin(self, request: HttpRequest) -> _Capture | None:
         """Start capturing when this request is audited; None when it is not."""
@@ -620,10 +763,8 @@ class AuditLoggingMiddleware:
         try:
             if not is_enabled(REQUEST_LOGGER) or not should_log_path(request.path):
                 return None
-            methods = conf.log_methods
-            if methods is not None and (request.method or "").upper() not in {
-                m.upper() for m in methods
-            }:
+            methods = conf.log_methods_upper
+            if methods is not None and (request.method or "").upper() not in methods:
                 return None
             tee = None
             attrs = request.__dict__
@@ -660,7 +801,7 @@ class AuditLoggingMiddleware:
     def _set_request_id_header(self, response: Any, request_id: str | None) -> None:
         try:
             header = conf.request_id_header
-            if request_id and header not in response:
+            if request_id and not _has_header(response, header):
                 response[header] = request_id
         except Exception:
             _diagnostic.exception("could not set the request id header")
@@ -714,28 +855,59 @@ class AuditLoggingMiddleware:
         redactor = conf.redactor
         limit = conf.max_body_bytes
         meta = request.META
-        # Each part on its own: one that cannot be described must not cost the event.
+        # Each part on its own: one that cannot be described must not cost the
+        # event. (A try block per part, not a helper called with a lambda per
+        # part: try is free, the two calls and the closure were not.)
+        method = request.method
+        path = request.path
+        try:
+            scheme: Any = request.scheme
+        except Exception:
+            scheme = _not_recorded()
+        try:
+            query_params: Any = _query_params(meta.get("QUERY_STRING"), redactor)
+        except Exception:
+            query_params = _not_recorded()
+        try:
+            headers: Any = _headers(_request_headers(request), redactor)
+        except Exception:
+            headers = _not_recorded()
+        try:
+            ip: Any = client_ip(request)
+        except Exception:
+            ip = _not_recorded()
+        user_agent = meta.get("HTTP_USER_AGENT")
+        try:
+            body: Any = _request_body(request, capture.tee, limit, redactor)
+        except Exception:
+            body = _not_recorded()
         request_repr: dict[str, Any] = {
-            "method": request.method,
-            "path": request.path,
-            "scheme": _part(lambda: request.scheme),
-            "query_params": _part(lambda: _query_params(meta.get("QUERY_STRING"), redactor)),
-            "headers": _part(lambda: _headers(request.headers, redactor)),
-            "client_ip": _part(lambda: client_ip(request)),
-            "user_agent": meta.get("HTTP_USER_AGENT"),
+            "method": method,
+            "path": path,
+            "scheme": scheme,
+            "query_params": query_params,
+            "headers": headers,
+            "client_ip": ip,
+            "user_agent": user_agent,
             "user": user_id,
-            "body": _part(lambda: _request_body(request, capture.tee, limit, redactor)),
+            "body": body,
         }
         response_repr: dict[str, Any] = {"status_code": status, "headers": {}, "body": None}
         if response is not None:
-            response_repr["headers"] = _part(lambda: _headers(response, redactor))
-            response_repr["body"] = _part(lambda: _response_body(response, limit, redactor))
+            try:
+                response_repr["headers"] = _headers(_response_headers(response), redactor)
+            except Exception:
+                response_repr["headers"] = _not_recorded()
+            try:
+                response_repr["body"] = _response_body(response, limit, redactor)
+            except Exception:
+                response_repr["body"] = _not_recorded()
         return {
             "service_name": conf.service_name,
-            "request_type": RequestType.INTERNAL.value,
+            "request_type": _INTERNAL,
             "protocol": "http",
             "user_id": user_id,
-            "user_info": _json.jsonable(user_info),
+            "user_info": _user_info(user_info),
             "request_repr": request_repr,
             "response_repr": response_repr,
             "error_message": _error_message(exception) if exception is not None else None,

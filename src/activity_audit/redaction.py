@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Final
 
 from activity_audit.schema import REDACTED
@@ -43,6 +43,9 @@ _KEY_CACHE_SIZE: Final = 4096
 _SHAPE_CACHE_SIZE: Final = 1024
 _SHAPE_MAX_KEYS: Final = 64
 _SCALARS: Final = (str, int, float, bool, type(None))
+# Exact types, for set checks over many values at once (the types JSON parsers produce).
+_SCALAR_TYPES: Final = frozenset(_SCALARS)
+_DICT_TYPE: Final = frozenset({dict})
 
 
 class Redactor:
@@ -70,6 +73,8 @@ class Redactor:
         # sensitive key, a dict of scalars is copied whole (an 11-row list
         # response: 19 us key by key, 11 us this way).
         self._shape_cache: dict[tuple[Any, ...], bool] = {}
+        # The same for the keys of all the rows of a list at once.
+        self._key_set_cache: dict[frozenset[Any], bool] = {}
         # Header names repeat on every request and response: lower() and a
         # regex search per header cost 8 us per response (2 us cached).
         self._header_cache: dict[str, bool] = {}
@@ -144,6 +149,93 @@ class Redactor:
             depth = _depth + 1
             return [v if isinstance(v, _SCALARS) else self.redact(v, depth) for v in data]
         return data
+
+    def redact_parsed(self, data: Any, source: bytes | None = None) -> Any:
+        """Like :meth:`redact`, for freshly parsed JSON that nothing else refers to.
+
+        The result is equal to ``redact(data)``, but the dicts and lists of
+        ``data`` are redacted in place instead of copied: a parsed response
+        body is never used again, and copying it was a third of its cost.
+        A subclass that overrides :meth:`redact` has its ``redact`` called.
+
+        Args:
+            data: the parsed value.
+            source: the JSON text ``data`` was parsed from, if at hand. Counting
+                its brackets tells whether the rows of a list hold any nested
+                value, for less than looking at every value.
+        """
+        if type(self).redact is not Redactor.redact:
+            return self.redact(data)
+        kind = type(data)
+        if kind is dict or kind is list:
+            return self._redact_in_place(data, 0, source)
+        return self.redact(data)
+
+    def _redact_in_place(
+        self, data: dict[Any, Any] | list[Any], depth: int, source: bytes | None
+    ) -> Any:
+        """:meth:`redact` of an exact dict or list at ``depth``, modifying it.
+
+        ``source`` is the document's JSON text, passed down only while each
+        container above ``data`` holds no other container: the document then
+        has ``depth`` containers besides those in ``data``.
+        """
+        if depth > _MAX_DEPTH:
+            return self.substitute
+        child = depth + 1
+        if type(data) is dict:
+            if len(data) <= _SHAPE_MAX_KEYS and not self._has_sensitive_key(tuple(data)):
+                if _SCALAR_TYPES.issuperset(map(type, data.values())):
+                    return data
+                sensitive = None
+            else:
+                sensitive = self.is_sensitive_key
+            if source is not None:
+                nested = [v for v in data.values() if not isinstance(v, _SCALARS)]
+                if len(nested) != 1:
+                    source = None
+            substitute = self.substitute
+            for key, value in data.items():
+                if sensitive is not None and sensitive(key):
+                    # Replacing the value of an existing key is safe while iterating.
+                    data[key] = substitute
+                elif not isinstance(value, _SCALARS):
+                    data[key] = self._redact_child(value, child, source)
+            return data
+        if data and child <= _MAX_DEPTH and _DICT_TYPE.issuperset(map(type, data)):
+            # Rows (a JSON list response): when no row holds a nested value and no
+            # row has a sensitive key there is nothing to do, and that is decided
+            # without a Python loop per row.
+            if source is not None:
+                # Every container of a JSON text opens with its own "{" or "[".
+                flat = source.count(b"{") + source.count(b"[") == depth + 1 + len(data)
+            else:
+                flat = _SCALAR_TYPES.issuperset(
+                    map(type, chain.from_iterable(map(dict.values, data))))
+            if flat and not self._has_sensitive_key_in(frozenset().union(*data)):
+                return data
+        for index, value in enumerate(data):
+            if not isinstance(value, _SCALARS):
+                data[index] = self._redact_child(value, child, None)
+        return data
+
+    def _has_sensitive_key_in(self, keys: frozenset[Any]) -> bool:
+        cache = self._key_set_cache
+        try:
+            return cache[keys]
+        except KeyError:
+            pass
+        found = any(map(self.is_sensitive_key, keys))
+        if len(cache) >= _SHAPE_CACHE_SIZE:
+            cache.clear()
+        cache[keys] = found
+        return found
+
+    def _redact_child(self, value: Any, depth: int, source: bytes | None) -> Any:
+        kind = type(value)
+        if kind is dict or kind is list:
+            return self._redact_in_place(value, depth, source)
+        return self.redact(value, depth)
 
     def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``headers`` with sensitive header values replaced whole."""

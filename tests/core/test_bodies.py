@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from activity_audit.bodies import describe_body, describe_multipart, media_type
 from activity_audit.redaction import REDACTED, Redactor
 
@@ -87,4 +89,20 @@ def test_multipart_lists_files_without_content() -> None:
         "fields": {"title": "x", "csrfmiddlewaretoken": REDACTED},
         "files": [{"field": "upload", "name": "scan.pdf", "size": 1234,
                    "content_type": "application/pdf"}],
+    }
+
+
+def test_media_type_is_the_same_from_its_cache() -> None:
+    values = [f"application/x-{i}+json; charset=utf-8" for i in range(600)]
+    for _ in range(2):
+        assert [media_type(v) for v in values] == [f"application/x-{i}+json" for i in range(600)]
+    assert media_type("") == ""
+    assert media_type(" TEXT/Plain ;q=1") == "text/plain"
+
+
+def test_json_rows_with_a_nested_secret() -> None:
+    rows = [{"id": i, "name": "n"} for i in range(5)] + [{"id": 5, "name": {"pass": "p"}}]
+    body = json.dumps({"count": 6, "results": rows}).encode()
+    assert describe(body, "application/json") == {
+        "count": 6, "results": [*rows[:5], {"id": 5, "name": {"pass": REDACTED}}],
     }

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+import pytest
+
 from activity_audit.redaction import REDACTED, Redactor
 
 
@@ -89,3 +94,58 @@ def test_subtree_too_deep_to_walk_is_redacted_whole() -> None:
     flat = str(Redactor().redact({"top": deep, "name": "ok"}))
     assert "hunter2" not in flat
     assert "'name': 'ok'" in flat
+
+
+_ROWS = [{"id": i, "name": f"n{i}", "active": True, "score": 1.5, "note": None} for i in range(4)]
+PARSED_DOCUMENTS = [
+    _ROWS,
+    [*_ROWS, {"id": 9, "name": {"password": "p"}}],
+    [*_ROWS, {"id": 9, "name": ["x", {"token": "t"}]}],
+    [*_ROWS, {"id": 9, "api_key": "k"}],
+    {"count": 4, "next": None, "results": _ROWS},
+    {"count": 5, "results": [*_ROWS, {"id": 9, "tags": [{"secret": "s"}]}]},
+    {"outer": {"inner": {"rows": [*_ROWS, {"auth": "a"}]}}},
+    {"text": "{[not a container]}", "rows": _ROWS},
+    {"a": [1, "x", None, [2, {"cvv": 3}]], "password": {"nested": "whole value"}},
+    [[], {}, [[{"session": 1}]]],
+    [],
+    {},
+]
+
+
+@pytest.mark.parametrize("document", PARSED_DOCUMENTS)
+@pytest.mark.parametrize("with_source", [False, True])
+def test_redact_parsed_equals_redact(document: object, with_source: bool) -> None:
+    redactor = Redactor()
+    text = orjson.dumps(document)
+    expected = redactor.redact(orjson.loads(text))
+    for _ in range(2):  # the second time from the key-set caches
+        parsed = orjson.loads(text)
+        result = redactor.redact_parsed(parsed, text if with_source else None)
+        assert orjson.dumps(result) == orjson.dumps(expected)
+
+
+def test_redact_parsed_works_in_place() -> None:
+    parsed = orjson.loads(b'[{"a": 1, "password": "p"}, {"a": 2, "password": "q"}]')
+    result = Redactor().redact_parsed(parsed)
+    assert result is parsed
+    assert parsed == [{"a": 1, "password": REDACTED}, {"a": 2, "password": REDACTED}]
+
+
+def test_redact_parsed_too_deep_is_redacted_whole() -> None:
+    for depth in range(60, 70):
+        document: object = [{"id": 1}, {"token": "t"}]
+        for _ in range(depth):
+            document = {"nested": document}
+        text = orjson.dumps(document)
+        redactor = Redactor()
+        assert orjson.dumps(redactor.redact_parsed(orjson.loads(text), text)) == orjson.dumps(
+            redactor.redact(orjson.loads(text)))
+
+
+def test_redact_parsed_uses_an_overridden_redact() -> None:
+    class Marking(Redactor):
+        def redact(self, data: Any, _depth: int = 0) -> Any:
+            return {"marked": super().redact(data, _depth)}
+
+    assert Marking().redact_parsed({"token": "t"}) == {"marked": {"token": REDACTED}}

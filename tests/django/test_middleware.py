@@ -754,3 +754,92 @@ def test_database_error_text_is_not_recorded(client: Client, events: list[dict[s
     record = only(events)
     assert record["error_message"].startswith("IntegrityError")
     assert "123-45-6789" not in json.dumps(record)
+
+
+# -- the cheaper equivalents the middleware uses ------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"HTTP_AUTHORIZATION": "Bearer t", "HTTP_X_FORWARDED_FOR": "1.2.3.4", "HTTP_": "empty"},
+    {"CONTENT_TYPE": "text/plain", "HTTP_CONTENT_TYPE": "application/json"},
+    {"HTTP_X_WEIRD_\u00dc": "latin-1 name"},
+    {"HTTP_X_\u212a": "kelvin sign", "HTTP_X_K": "ascii k"},  # equal once lowercased
+])
+@pytest.mark.parametrize("accessed_first", [False, True])
+def test_request_headers_as_django_reads_them(
+    rf: Any, extra: dict[str, str], accessed_first: bool
+) -> None:
+    from activity_audit.middleware import _request_headers
+
+    request = rf.post("/plain/ping/", b"{}", content_type="application/json", **extra)
+    if accessed_first:
+        assert request.headers
+    fresh = rf.post("/plain/ping/", b"{}", content_type="application/json", **extra)
+    expected = list(fresh.headers.items())
+    for _ in range(2):  # the second time from the remembered names
+        assert list(_request_headers(request).items()) == expected
+
+
+def test_response_headers_and_membership_as_django_reads_them() -> None:
+    from django.http import HttpResponse
+
+    from activity_audit.middleware import _has_header, _response_headers
+
+    response = HttpResponse(b"{}", content_type="application/json")
+    response["X-Thing"] = "1"
+    response["x-thing"] = "2"
+    response["Location"] = "/next?token=t"
+    assert _response_headers(response) == dict(response.items())
+    assert _has_header(response, "x-THING")
+    assert not _has_header(response, "X-Request-ID")
+
+
+def test_path_decisions_follow_the_settings() -> None:
+    from activity_audit.middleware import should_log_path
+
+    assert should_log_path("/plain/ping/")
+    assert not should_log_path("/admin/ping/")
+    with override_settings(AUDIT_UNREGISTERED_URLS_EXTRA=[r"^/plain/"]):
+        assert not should_log_path("/plain/ping/")
+    with override_settings(AUDIT_REGISTERED_URLS=[r"^/api/"]):
+        assert not should_log_path("/plain/ping/")
+        assert should_log_path("/api/x/")
+    assert should_log_path("/plain/ping/")
+    long_path = "/plain/" + "x" * 1000  # too long to be remembered
+    for _ in range(2):
+        assert should_log_path(long_path)
+
+
+def test_generated_request_ids_are_uuid4(client: Client, events: list[dict[str, Any]]) -> None:
+    for _ in range(20):
+        client.get("/plain/ping/")
+    ids = [e["request_id"] for e in events]
+    assert len(set(ids)) == 20
+    for request_id in ids:
+        parsed = uuid.UUID(request_id)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == request_id
+
+
+@override_settings(AUDIT_LOG_METHODS=["pAtCh", "POST"])
+def test_log_methods_any_case(client: Client, events: list[dict[str, Any]]) -> None:
+    client.get("/plain/ping/")
+    client.post("/plain/ping/")
+    client.patch("/plain/ping/")
+    assert [e["request_repr"]["method"] for e in events] == ["POST", "PATCH"]
+
+
+def test_user_info_fields_follow_the_settings(
+    client: Client, user: Any, events: list[dict[str, Any]]
+) -> None:
+    client.force_login(user)
+    client.get("/plain/whoami/")
+    with override_settings(AUDIT_USER_INFO_FIELDS=["username", "password"]):
+        client.get("/plain/whoami/")
+    client.get("/plain/whoami/")
+    assert [e["user_info"] for e in events] == [
+        {"email": "ada@example.org", "first_name": "Ada", "last_name": ""},
+        {"username": "ada", "password": REDACTED},
+        {"email": "ada@example.org", "first_name": "Ada", "last_name": ""},
+    ]
