@@ -34,7 +34,7 @@ from activity_audit.schema import DIAGNOSTIC_LOGGER, MODEL_LOGGER, REDACTED, Eve
 __all__ = [
     "UNKNOWN",
     "ModelInfo",
-    "changes_for",
+    "changes_between",
     "dispatch",
     "dispatch_builder",
     "forget_models",
@@ -433,26 +433,18 @@ def _is_plain(value: Any) -> bool:
     return kind in _IMMUTABLE or kind in _CONVERTERS or not hasattr(value, "resolve_expression")
 
 
-def changes_for(
-    info: ModelInfo, instance: Model, update_attnames: frozenset[str] | None
-) -> dict[str, dict[str, Any]]:
-    """``{field: {"old": …, "new": …}}`` of what this save wrote and what changed.
-
-    Compared with the values the instance was loaded with (or last saved);
-    a field whose old value is unknown reports ``old`` as :data:`UNKNOWN`.
-    """
-    return changes_between(
-        info, loaded_values(info, instance) or {}, instance.__dict__, update_attnames
-    )
-
-
 def changes_between(
     info: ModelInfo,
     loaded: Mapping[str, Any],
     current: Mapping[str, Any],
     update_attnames: frozenset[str] | None,
 ) -> dict[str, dict[str, Any]]:
-    """:func:`changes_for` from the loaded values and the values saved (``{attname: value}``)."""
+    """``{field: {"old": …, "new": …}}`` of what a save wrote and what changed.
+
+    ``loaded`` holds the values the instance was loaded with (or last saved),
+    ``current`` the values saved (both ``{attname: value}``); a field whose old
+    value is unknown reports ``old`` as :data:`UNKNOWN`.
+    """
     pk_attname = info.pk_attname
     changes: dict[str, dict[str, Any]] = {}
     for name, attname, masked in info.fields:
