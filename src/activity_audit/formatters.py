@@ -15,7 +15,7 @@ from typing import Any, Final
 from activity_audit import _json
 from activity_audit.schema import CHANNEL_KEYS, EVENT_KEYS
 
-__all__ = ["AuditFormatter", "JSONFormatter", "format_timestamp"]
+__all__ = ["AuditFormatter", "JSONFormatter", "audit_line", "format_timestamp"]
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS: Final = frozenset(
@@ -107,6 +107,29 @@ class _BaseJSONFormatter(logging.Formatter):
         raise NotImplementedError
 
 
+def _add_event_keys(line: dict[str, Any], channel: str, attrs: dict[str, Any]) -> None:
+    """Copy the channel's event keys present in ``attrs`` onto ``line``, in schema order."""
+    keys = CHANNEL_KEYS.get(channel)
+    if keys is None:
+        keys = tuple(k for k in attrs if k in EVENT_KEYS)
+    for key in keys:
+        if key in attrs:
+            line[key] = attrs[key]
+
+
+def audit_line(channel: str, levelname: str, message: str, created: float,
+               event: dict[str, Any]) -> bytes:
+    """The line :class:`AuditFormatter` makes of the record ``events.emit`` would log.
+
+    For the handlers that take lines without a record (see
+    :func:`activity_audit.handlers.direct_handlers`). Never raises.
+    """
+    line = {"timestamp": format_timestamp(created), "level": levelname, "name": channel,
+            "message": message}
+    _add_event_keys(line, channel, event)
+    return _json.dumps(line)
+
+
 class AuditFormatter(_BaseJSONFormatter):
     """Formats audit records (``audit.model``, ``audit.request``, ``audit.login``).
 
@@ -118,13 +141,7 @@ class AuditFormatter(_BaseJSONFormatter):
 
     def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
         event = self.base_event(record)
-        attrs = record.__dict__
-        keys = CHANNEL_KEYS.get(record.name)
-        if keys is None:
-            keys = tuple(k for k in attrs if k in EVENT_KEYS)
-        for key in keys:
-            if key in attrs:
-                event[key] = attrs[key]
+        _add_event_keys(event, record.name, record.__dict__)
         self.add_exception(record, event)
         return event
 

@@ -43,7 +43,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, Literal, cast
 
 from activity_audit import _json
@@ -59,6 +59,7 @@ __all__ = [
     "async_file_handler",
     "async_stream_handler",
     "coalesced_writes",
+    "direct_handlers",
     "enable_integrity",
     "make_async",
 ]
@@ -78,9 +79,17 @@ FullPolicy = Literal["block", "drop"]
 _SENTINEL: Final = None
 
 _live_handlers: weakref.WeakSet[_LineHandler] = weakref.WeakSet()
+#: A record, or what builds one only when a failure must be reported with it.
+RecordSource = logging.LogRecord | Callable[[], logging.LogRecord]
+
+
+def _record_of(source: RecordSource) -> logging.LogRecord:
+    return source if isinstance(source, logging.LogRecord) else source()
+
+
 class _Coalescing(threading.local):
     #: While :func:`coalesced_writes` is open: handler -> (lines, first record).
-    held: dict[_LineHandler, tuple[list[bytes], logging.LogRecord]] | None = None
+    held: dict[_LineHandler, tuple[list[bytes], RecordSource]] | None = None
 
 
 _coalescing = _Coalescing()
@@ -155,7 +164,7 @@ class _LineHandler(logging.Handler):
     def _end_chain(self) -> None:
         chain = self._chain
         if chain is not None and chain.started:
-            self._deliver([chain.end()], None, seal=False)
+            self._deliver([chain.end()], False, seal=False)
             self._chain = Chain(chain.key, self.checkpoint_interval)
 
     def _start_ticker(self) -> None:
@@ -194,20 +203,34 @@ class _LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format_line(record)
-            if self._chain is not None and not self.driven:
-                self._start_ticker()
-            held = _coalescing.held
-            if held is not None:
-                entry = held.get(self)
-                if entry is None:
-                    held[self] = ([line], record)
-                else:
-                    entry[0].append(line)
-                return
-            self._deliver([line], record)
+            self._emit_lines([self.format_line(record)], record)
         except Exception:
             self.handleError(record)
+
+    def write_lines(self, lines: list[bytes], record: RecordSource) -> None:
+        """Write lines formatted already, as :meth:`handle` writes a record's line.
+
+        For :func:`direct_handlers`: ``record`` builds the record that a failure
+        is reported with (:meth:`handleError`) only when there is one.
+        """
+        with self._rlock:
+            try:
+                self._emit_lines(lines, record)
+            except Exception:
+                self.handleError(_record_of(record))
+
+    def _emit_lines(self, lines: list[bytes], record: RecordSource) -> None:
+        if self._chain is not None and not self.driven:
+            self._start_ticker()
+        held = _coalescing.held
+        if held is not None:
+            entry = held.get(self)
+            if entry is None:
+                held[self] = (list(lines), record)
+            else:
+                entry[0].extend(lines)
+            return
+        self._deliver(lines, True)
 
     def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
         """Write ``records`` (level and filters applied) in as few writes as possible."""
@@ -226,7 +249,7 @@ class _LineHandler(logging.Handler):
             return
         with self._rlock:
             try:
-                self._deliver(lines, first)
+                self._deliver(lines, True)
             except Exception:
                 self.handleError(first)
 
@@ -237,18 +260,19 @@ class _LineHandler(logging.Handler):
                 now = time.time()
                 chain = self._chain
                 if chain is not None and chain.checkpoint_due(now):
-                    self._deliver([chain.checkpoint(now)], None, seal=False)
+                    self._deliver([chain.checkpoint(now)], False, seal=False)
                 elif self._pending:
-                    self._deliver([], None)
+                    self._deliver([], False)
             except Exception:
                 # The failure was reported when the burst began; handleError needs a record.
                 pass
 
-    def _deliver(self, lines: list[bytes], record: logging.LogRecord | None, *,
-                 seal: bool = True) -> None:
+    def _deliver(self, lines: list[bytes], report: bool, *, seal: bool = True) -> None:
         """Seal, join and write ``lines``; on failure keep them and report once per burst.
 
-        Called with the handler lock held.
+        Reporting is raising, for the caller's :meth:`handleError`; with ``report``
+        false (a tick, a flush: no record to report with) failures are kept for
+        the next write that can. Called with the handler lock held.
         """
         chain = self._chain
         if chain is not None and seal and lines:
@@ -263,7 +287,7 @@ class _LineHandler(logging.Handler):
             except _RotationFailed as exc:
                 # Written: never keep it, or the lines would be written twice.
                 self._failing = False
-                self._report_rotation(exc, record)
+                self._report_rotation(exc, report)
                 return
             except OSError as exc:
                 written = getattr(exc, "written", 0)
@@ -272,16 +296,16 @@ class _LineHandler(logging.Handler):
                 if self._failing:
                     return
                 self._failing = True
-                if record is None:
+                if not report:
                     return
                 raise
             self._failing = False
-            if self._unreported_rotation is not None and record is not None:
-                self._report_rotation(self._unreported_rotation, record)
+            if self._unreported_rotation is not None and report:
+                self._report_rotation(self._unreported_rotation, report)
             return
         if lines:
-            lines.append(b"")
-            self._pending.append(b"\n".join(lines))
+            # Not appended to ``lines``: several handlers may share the list.
+            self._pending.append(b"\n".join(lines) + b"\n")
             self._pending_bytes += len(self._pending[-1])
         if not self._pending:
             return
@@ -307,13 +331,13 @@ class _LineHandler(logging.Handler):
             if self._failing:
                 return
             self._failing = True
-            if record is None:
+            if not report:
                 return
             raise
         self._failing = False
         rotation = rotation or self._unreported_rotation
         if rotation is not None:
-            self._report_rotation(rotation, record)
+            self._report_rotation(rotation, report)
 
     def _write_data(self, data: bytes) -> _RotationFailed | None:
         """Write ``data``; a failed rotation is returned, since the data is written."""
@@ -323,9 +347,9 @@ class _LineHandler(logging.Handler):
             return exc
         return None
 
-    def _report_rotation(self, exc: _RotationFailed, record: logging.LogRecord | None) -> None:
+    def _report_rotation(self, exc: _RotationFailed, report: bool) -> None:
         """Raise ``exc`` for the caller's ``handleError``, or keep it for the next record."""
-        if record is None:
+        if not report:
             self._unreported_rotation = exc
             return
         self._unreported_rotation = None
@@ -349,7 +373,7 @@ class _LineHandler(logging.Handler):
         with self._rlock:
             if self._pending:
                 with contextlib.suppress(OSError):
-                    self._deliver([], None)
+                    self._deliver([], False)
 
     def close(self) -> None:
         self._ticker_stop.set()
@@ -357,7 +381,7 @@ class _LineHandler(logging.Handler):
             try:
                 self._end_chain()
                 if self._pending:
-                    self._deliver([], None)
+                    self._deliver([], False)
                 if self._pending:
                     raise OSError(
                         errno.EIO, f"{self._pending_bytes} bytes of audit lines not written")
@@ -395,7 +419,7 @@ def coalesced_writes() -> Iterator[None]:
     if _coalescing.held is not None:
         yield
         return
-    held: dict[_LineHandler, tuple[list[bytes], logging.LogRecord]] = {}
+    held: dict[_LineHandler, tuple[list[bytes], RecordSource]] = {}
     _coalescing.held = held
     try:
         yield
@@ -404,9 +428,9 @@ def coalesced_writes() -> Iterator[None]:
         for handler, (lines, first) in held.items():
             with handler._rlock:
                 try:
-                    handler._deliver(lines, first)
+                    handler._deliver(lines, True)
                 except Exception:
-                    handler.handleError(first)
+                    handler.handleError(_record_of(first))
 
 
 # -- the shared append-only file ----------------------------------------------------------------
@@ -778,6 +802,50 @@ class AuditStreamHandler(_LineHandler):
 
     def _close_sink(self) -> None:
         return
+
+
+_DIRECT_TYPES: Final = frozenset({AuditFileHandler, AuditStreamHandler})
+
+
+def direct_handlers(logger: logging.Logger, level: int) -> list[_LineHandler] | None:
+    """``logger``'s handlers, when handing them lines instead of records changes nothing.
+
+    That is when the logger is a plain :class:`logging.Logger` with no filter
+    that does not propagate to handlers, the record factory is the stdlib's,
+    and every handler is a file or stream handler of this module (not a
+    subclass) with no filter, formatting with a plain :class:`AuditFormatter`
+    in UTF-8: no one could see the record, and the line
+    (:func:`~activity_audit.formatters.audit_line`) is the one each handler
+    would format. The caller made sure the logger is enabled for ``level``.
+    Anything else (``assertLogs``, a filter, another handler, a custom record
+    factory) returns None: records go through the logging system as usual.
+    """
+    if (
+        type(logger) is not logging.Logger
+        or logger.filters
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
+        return None
+    handlers = logger.handlers
+    if not handlers:
+        return None
+    for handler in handlers:
+        if (
+            type(handler) not in _DIRECT_TYPES
+            or handler.filters
+            or type(handler.formatter) is not AuditFormatter
+            or not handler._utf8  # type: ignore[attr-defined]
+        ):
+            return None
+    if logger.propagate:
+        parent = logger.parent
+        while parent is not None:
+            if parent.handlers:
+                return None
+            if not parent.propagate:
+                break
+            parent = parent.parent
+    return [h for h in handlers if level >= h.level]  # type: ignore[misc]
 
 
 # -- the non-blocking path -------------------------------------------------------------------
