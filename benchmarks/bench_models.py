@@ -1,12 +1,13 @@
 """ORM cost of model auditing: the same project with auditing on versus off.
 
-Run:  python benchmarks/bench_models.py [--db sqlite|postgres|both] [--reps 9]
+Run:  python benchmarks/bench_models.py [--db sqlite|postgres|both] [--reps 5] [--rounds 7]
 
-Each repetition runs one worker process per variant, alternating the order
-(on/off, off/on, ...). A worker times every case a few rounds and reports the
-median seconds per operation; the harness pairs the variants per repetition.
-With auditing on, every event goes through the published LOGGING setup to real
-files. The worker also counts queries per case and fails if the variants differ.
+Each repetition starts one worker process per variant, each on its own
+database, and times every case round by round with the variants taking turns
+(off on, on off, ...); a repetition's figure is the median of its rounds, and
+the variants are paired per repetition (see ``benchmarks/harness.py``). With
+auditing on, every event goes through the published LOGGING setup to real
+files. The workers also count queries per case; the run fails if they differ.
 """
 
 from __future__ import annotations
@@ -22,30 +23,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import (  # noqa: E402
-    Payload,
+    Case,
     django_ab_main,
-    per_op,
-    run_django_worker,
+    migrate_own_database,
+    serve_django_worker,
 )
 
 WRITES = 200
 BULK_ROWS = 25
 BULK_CALLS = 40
 LOAD_ROWS = 10_000
-ROUNDS = 3
 
 
-def worker() -> Payload:
+def cases() -> dict[str, Case]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     import django
 
     django.setup()
-    from django.core.management import call_command
-    from django.db import connection, transaction
-    from django.test.utils import CaptureQueriesContext
+    from django.db import transaction
     from tests.testapp.models import Clinic, Patient
 
-    call_command("migrate", verbosity=0, run_syncdb=True)
+    migrate_own_database()
     Patient.objects.all().delete()
     clinic = Clinic.objects.create(name="Bench clinic")
 
@@ -97,44 +95,33 @@ def worker() -> Payload:
     def load() -> int:
         return len(list(Patient.objects.all())) // LOAD_ROWS
 
-    timings: dict[str, float] = {}
-    queries: dict[str, int] = {}
-
-    def measure(name: str, fn: Callable[[], int], reset: Callable[[], None] | None = None) -> None:
-        # Timed without query capture (it costs both variants time per query);
-        # then one more round, untimed, counts the queries.
-        timings[name] = per_op(fn, ROUNDS, setup=reset)
-        if reset:
-            reset()
-        with CaptureQueriesContext(connection) as ctx:
-            fn()
-        queries[name] = len(ctx.captured_queries)
-
     def refill() -> None:
         Patient.objects.all().delete()
         Patient.objects.bulk_create([new_patient(i) for i in range(WRITES)])
 
-    measure("create (autocommit)", create)
-    measure("update with diff (autocommit)", update)
-    measure("delete (autocommit)", delete, reset=refill)
-    measure("create (one transaction)", atomic(create))
-    measure("update with diff (one transaction)", atomic(update))
-    measure("delete (one transaction)", atomic(delete), reset=refill)
-    measure("bulk_create 25 rows", bulk_create)
-    measure("bulk_update 25 rows", bulk_update)
-    Patient.objects.all().delete()
-    for start in range(0, LOAD_ROWS, 1000):
-        Patient.objects.bulk_create([new_patient(start + i) for i in range(1000)])
-    measure("load 10,000 rows", load)
-    Patient.objects.all().delete()
-    return {"timings": timings, "queries": queries}
+    def fill_for_load() -> None:
+        Patient.objects.all().delete()
+        for start in range(0, LOAD_ROWS, 1000):
+            Patient.objects.bulk_create([new_patient(start + i) for i in range(1000)])
+
+    return {
+        "create (autocommit)": Case(create),
+        "update with diff (autocommit)": Case(update),
+        "delete (autocommit)": Case(delete, setup=refill),
+        "create (one transaction)": Case(atomic(create)),
+        "update with diff (one transaction)": Case(atomic(update)),
+        "delete (one transaction)": Case(atomic(delete), setup=refill),
+        "bulk_create 25 rows": Case(bulk_create),
+        "bulk_update 25 rows": Case(bulk_update),
+        "load 10,000 rows": Case(load, warmup=fill_for_load),
+    }
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         variant, db, scratch = sys.argv[2:5]
-        run_django_worker(worker, {"BENCH_VARIANT": variant, "BENCH_DB": db,
-                                   "BENCH_DIR": scratch}, scratch, variant)
+        serve_django_worker(cases, {"BENCH_VARIANT": variant, "BENCH_DB": db,
+                                    "BENCH_DIR": scratch})
     else:
         sys.exit(django_ab_main(__file__, sys.argv[1:], title="Model auditing",
                                 unit="seconds per operation, auditing off vs on"))

@@ -1,6 +1,6 @@
 """Request overhead of AuditLoggingMiddleware: the same project with and without it.
 
-Run:  python benchmarks/bench_requests.py [--db sqlite|postgres|both] [--reps 9]
+Run:  python benchmarks/bench_requests.py [--db sqlite|postgres|both] [--reps 5] [--rounds 7]
 
 Both variants install ``activity_audit`` (model auditing on, the published
 LOGGING setup writing real files); only the middleware differs. Requests go
@@ -21,19 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import (  # noqa: E402
-    Payload,
+    Case,
     django_ab_main,
-    per_op,
-    repeated,
-    run_django_worker,
+    migrate_own_database,
+    serve_django_worker,
 )
 
 REQUESTS = 300
-ROUNDS = 3
+WARMUP = 20
 MIDDLEWARE_PATH = "activity_audit.middleware.AuditLoggingMiddleware"
 
 
-def worker() -> Payload:
+def cases() -> dict[str, Case]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     from django.conf import settings
 
@@ -43,13 +42,10 @@ def worker() -> Payload:
     if os.environ["BENCH_REQUESTS_VARIANT"] == "off":
         settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE_PATH]
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
     from tests.testapp.models import Patient
 
-    call_command("migrate", verbosity=0, run_syncdb=True)
+    migrate_own_database()
     Patient.objects.all().delete()
     get_user_model().objects.filter(username="bench").delete()
     user = get_user_model().objects.create_user("bench", password="x", email="b@example.org")
@@ -74,29 +70,28 @@ def worker() -> Payload:
                                 content_type="application/json")
         assert response.status_code == 200
 
-    cases: dict[str, Callable[[], None]] = {
-        "GET list (JSON)": list_patients,
-        "POST create (JSON)": create_patient,
-        "PATCH (JSON)": patch_patient,
+    def case(fn: Callable[[], None]) -> Case:
+        def run(times: int = REQUESTS) -> int:
+            for _ in range(times):
+                fn()
+            return times
+
+        return Case(run, warmup=lambda: run(WARMUP))
+
+    return {
+        "GET list (JSON)": case(list_patients),
+        "POST create (JSON)": case(create_patient),
+        "PATCH (JSON)": case(patch_patient),
     }
-    timings: dict[str, float] = {}
-    queries: dict[str, int] = {}
-    for name, fn in cases.items():
-        for _ in range(20):  # warm-up
-            fn()
-        with CaptureQueriesContext(connection) as ctx:
-            fn()
-        queries[name] = len(ctx.captured_queries)
-        timings[name] = per_op(repeated(fn, REQUESTS), ROUNDS)
-    return {"timings": timings, "queries": queries}
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         variant, db, scratch = sys.argv[2:5]
         # Both variants audit models; only the middleware differs.
-        run_django_worker(worker, {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant,
-                                   "BENCH_DB": db, "BENCH_DIR": scratch}, scratch, variant)
+        serve_django_worker(cases, {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant,
+                                    "BENCH_SLOT": variant, "BENCH_DB": db,
+                                    "BENCH_DIR": scratch})
     else:
         sys.exit(django_ab_main(__file__, sys.argv[1:], title="Request auditing",
                                 unit="seconds per request, middleware off vs on"))

@@ -5,6 +5,9 @@ Environment:
                    files) or "off" (the same project without the app)
     BENCH_DB       "sqlite" (a file database) or "postgres"
     BENCH_DIR      scratch directory for the SQLite file and the log files
+    BENCH_SLOT     which database of its own this process uses (default: the
+                   variant), so workers running side by side never share rows:
+                   a file per slot on SQLite, a schema per slot on PostgreSQL
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from activity_audit import *  # noqa: F403 - the published setup
 
 VARIANT = os.environ.get("BENCH_VARIANT", "on")
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/activity-audit-bench")
+SLOT = os.environ.get("BENCH_SLOT", VARIANT)
 os.makedirs(BENCH_DIR, exist_ok=True)
 
 SECRET_KEY = "benchmark-only"
@@ -50,13 +54,14 @@ if os.environ.get("BENCH_DB", "sqlite") == "postgres":
             "USER": os.environ.get("AUDIT_TEST_PG_USER", "postgres"),
             "HOST": "127.0.0.1",
             "PORT": "5432",
+            "OPTIONS": {"options": f"-c search_path=bench_{SLOT}"},
         }
     }
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.path.join(BENCH_DIR, "bench.sqlite3"),
+            "NAME": os.path.join(BENCH_DIR, f"bench-{SLOT}.sqlite3"),
         }
     }
 

@@ -35,14 +35,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Case",
     "Row",
     "django_ab_main",
     "machine_description",
     "markdown_table",
+    "migrate_own_database",
     "per_op",
     "repeated",
-    "run_django_worker",
     "run_interleaved",
+    "run_lockstep",
+    "serve_django_worker",
     "summarize",
 ]
 
@@ -143,33 +146,167 @@ def markdown_table(rows: Sequence[Row], title: str, baseline: str = "off") -> st
 
 
 # -- Django A/B benchmarks: the same project with auditing off and on ---------------------
+#
+# Both variants run at once as long-lived worker processes, each on its own
+# database, and take turns round by round (off on, on off, ...): a round of one
+# variant is timed next to a round of the other, so drift on a shared machine
+# (another VM's load, CPU frequency, the disk's cache) falls on both within
+# milliseconds instead of seconds apart. Each repetition starts a fresh pair of
+# processes, so what differs between processes (memory layout, hash seeds)
+# shows up between repetitions, in the reported min-max.
 
-#: What a Django worker returns: seconds per operation and queries per case.
-Payload = dict[str, dict[str, Any]]
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case of a worker: ``run`` returns its operation count."""
+
+    run: Callable[[], int]
+    #: Untimed, before each round (for example, refill the rows a delete removes).
+    setup: Callable[[], None] | None = None
+    #: Untimed, before the first round of a repetition.
+    warmup: Callable[[], None] | None = None
 
 
-def run_django_worker(worker: Callable[[], Payload], env: Mapping[str, str],
-                      scratch: str, variant: str) -> None:
-    """Worker side: run ``worker`` with ``env`` set, keep its query counts, print timings.
+def migrate_own_database() -> None:
+    """Create this worker's tables in its own database (``BENCH_SLOT`` in the settings).
 
-    Anything the worker prints is swallowed, so the last stdout line is the timings.
+    On PostgreSQL that is a schema, created here first.
+    """
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        schema = connection.settings_dict["OPTIONS"]["options"].rpartition("=")[2]
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    call_command("migrate", verbosity=0, run_syncdb=True)
+
+
+def serve_django_worker(build: Callable[[], dict[str, Case]], env: Mapping[str, str]) -> None:
+    """Worker side: build the cases with ``env`` set, then answer the driver.
+
+    Reads one command per stdin line -- a case name (run one round, answer its
+    seconds per operation), ``queries`` (answer the queries each case makes,
+    counted over one more untimed round) or ``quit`` -- and answers with one
+    JSON line on the real stdout. Anything the cases print is swallowed.
     """
     os.environ.update(env)
+    reply = sys.__stdout__
+    assert reply is not None
     with contextlib.redirect_stdout(io.StringIO()):
-        payload = worker()
-    (Path(scratch) / f"queries-{variant}.json").write_text(json.dumps(payload["queries"]))
-    print(json.dumps(payload["timings"]))
+        cases = build()
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+    print(json.dumps(list(cases)), file=reply, flush=True)
+    warmed: set[str] = set()
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            return
+        with contextlib.redirect_stdout(io.StringIO()):
+            if command == "queries":
+                counts: dict[str, int] = {}
+                for name, case in cases.items():
+                    if case.setup is not None:
+                        case.setup()
+                    with CaptureQueriesContext(connection) as ctx:
+                        case.run()
+                    counts[name] = len(ctx.captured_queries)
+                answer: Any = counts
+            else:
+                case = cases[command]
+                if case.warmup is not None and command not in warmed:
+                    warmed.add(command)
+                    case.warmup()
+                if case.setup is not None:
+                    case.setup()
+                start = time.perf_counter()
+                ops = case.run()
+                answer = (time.perf_counter() - start) / ops
+        print(json.dumps(answer), file=reply, flush=True)
+
+
+class _Worker:
+    """The driver's end of one :func:`serve_django_worker` process."""
+
+    def __init__(self, command: Sequence[str], cwd: str) -> None:
+        self.proc = subprocess.Popen(
+            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=cwd
+        )
+
+    def ask(self, command: str) -> Any:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        if command:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.proc.args!r} exited ({self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+        if self.proc.wait(timeout=60) != 0:
+            raise RuntimeError(f"worker {self.proc.args!r} failed ({self.proc.returncode})")
+
+
+def run_lockstep(
+    command: Callable[[str], Sequence[str]],
+    variants: Sequence[str] = ("off", "on"),
+    reps: int = 5,
+    rounds: int = 7,
+    cwd: str = ".",
+    verbose: bool = True,
+) -> tuple[Results, dict[str, dict[str, int]]]:
+    """Time every case ``rounds`` times per repetition, the variants taking turns.
+
+    Returns, per case and variant, the median seconds per operation of each
+    repetition, and each variant's query counts per case (from the first
+    repetition).
+    """
+    results: Results = {}
+    queries: dict[str, dict[str, int]] = {}
+    for rep in range(reps):
+        workers = {v: _Worker(command(v), cwd) for v in variants}
+        try:
+            # Each worker announces its cases once ready (both set up before timing).
+            names, *others = [w.ask("") for w in workers.values()]
+            if any(other != names for other in others):
+                raise RuntimeError(f"the variants' cases differ: {names} vs {others}")
+            for name in names:
+                samples: dict[str, list[float]] = {v: [] for v in variants}
+                for r in range(rounds):
+                    order = list(variants) if (rep + r) % 2 == 0 else list(reversed(variants))
+                    for v in order:
+                        samples[v].append(workers[v].ask(name))
+                for v in variants:
+                    results.setdefault(name, {}).setdefault(v, []).append(
+                        statistics.median(samples[v]))
+            if rep == 0:
+                queries = {v: w.ask("queries") for v, w in workers.items()}
+        finally:
+            for w in workers.values():
+                w.close()
+        if verbose:
+            print(f"  rep {rep + 1}/{reps} done", file=sys.stderr, flush=True)
+    return results, queries
 
 
 def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -> int:
-    """Driver side: ``--db sqlite|postgres|both --reps N``; tables per database.
+    """Driver side: ``--db sqlite|postgres|both --reps N --rounds N``; tables per database.
 
-    Runs ``script --worker VARIANT DB SCRATCH`` interleaved for ``off`` and ``on``
-    and fails (exit 1) when the variants' query counts differ.
+    Runs ``script --worker VARIANT DB SCRATCH`` for ``off`` and ``on`` in lockstep
+    (:func:`run_lockstep`) and fails (exit 1) when the variants' query counts differ.
     """
     parser = argparse.ArgumentParser(description=title)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     root = str(Path(script).resolve().parent.parent)
@@ -180,11 +317,10 @@ def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -
             def command(variant: str, db: str = db, scratch: str = scratch) -> list[str]:
                 return [sys.executable, script, "--worker", variant, db, scratch]
 
-            results = run_interleaved(command, variants=("off", "on"), reps=args.reps, cwd=root)
+            results, counts = run_lockstep(command, variants=("off", "on"), reps=args.reps,
+                                           rounds=args.rounds, cwd=root)
             print(markdown_table(summarize(results, baseline="off"),
                                  title=f"{db}: {unit}"))
-            counts = {v: json.loads((Path(scratch) / f"queries-{v}.json").read_text())
-                      for v in ("off", "on")}
             same = counts["off"] == counts["on"]
             print(f"\nqueries per case: {json.dumps(counts['on'])}; "
                   f"identical with auditing on and off: {same}\n")
