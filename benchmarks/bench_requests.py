@@ -24,6 +24,7 @@ from benchmarks.harness import (  # noqa: E402
     Case,
     django_ab_main,
     migrate_own_database,
+    repeated,
     serve_django_worker,
 )
 
@@ -71,12 +72,7 @@ def cases() -> dict[str, Case]:
         assert response.status_code == 200
 
     def case(fn: Callable[[], None]) -> Case:
-        def run(times: int = REQUESTS) -> int:
-            for _ in range(times):
-                fn()
-            return times
-
-        return Case(run, warmup=lambda: run(WARMUP))
+        return Case(repeated(fn, REQUESTS), warmup=repeated(fn, WARMUP))
 
     return {
         "GET list (JSON)": case(list_patients),

@@ -19,6 +19,7 @@ from activity_audit import *  # noqa: F403 - the published setup
 VARIANT = os.environ.get("BENCH_VARIANT", "on")
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/activity-audit-bench")
 SLOT = os.environ.get("BENCH_SLOT", VARIANT)
+BENCH_PG_SCHEMA = f"bench_{SLOT}"
 os.makedirs(BENCH_DIR, exist_ok=True)
 
 SECRET_KEY = "benchmark-only"
@@ -54,7 +55,7 @@ if os.environ.get("BENCH_DB", "sqlite") == "postgres":
             "USER": os.environ.get("AUDIT_TEST_PG_USER", "postgres"),
             "HOST": "127.0.0.1",
             "PORT": "5432",
-            "OPTIONS": {"options": f"-c search_path=bench_{SLOT}"},
+            "OPTIONS": {"options": f"-c search_path={BENCH_PG_SCHEMA}"},
         }
     }
 else:

@@ -164,19 +164,20 @@ class Case:
     #: Untimed, before each round (for example, refill the rows a delete removes).
     setup: Callable[[], None] | None = None
     #: Untimed, before the first round of a repetition.
-    warmup: Callable[[], None] | None = None
+    warmup: Callable[[], object] | None = None
 
 
 def migrate_own_database() -> None:
     """Create this worker's tables in its own database (``BENCH_SLOT`` in the settings).
 
-    On PostgreSQL that is a schema, created here first.
+    On PostgreSQL that is the schema ``settings.BENCH_PG_SCHEMA``, created here first.
     """
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
     if connection.vendor == "postgresql":
-        schema = connection.settings_dict["OPTIONS"]["options"].rpartition("=")[2]
+        schema = settings.BENCH_PG_SCHEMA
         with connection.cursor() as cursor:
             cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     call_command("migrate", verbosity=0, run_syncdb=True)
