@@ -13,7 +13,7 @@ class ActivityAuditConfig(AppConfig):
         from activity_audit.actors import describe_user
 
         checks.register()
-        context.set_actor_describer(describe_user)
+        context.set_actor_describer(describe_user, native=True)
         receivers.connect()
         login.connect()
         self._install_outbound_settings()

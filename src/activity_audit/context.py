@@ -84,7 +84,8 @@ class AuditScope:
         extra = changes.pop("extra", None)
         scope = replace(self, **changes) if changes else self
         if extra:
-            scope = replace(scope, extra=MappingProxyType({**self.extra, **extra}))
+            # JSON-native once, here: every event of the scope ships ``extra`` as it is.
+            scope = replace(scope, extra=MappingProxyType({**self.extra, **jsonable(extra)}))
         return scope
 
 
@@ -122,22 +123,34 @@ def _default_describer(actor: Any) -> tuple[str | None, dict[str, Any]]:
 
 
 _describer: Callable[[Any], tuple[str | None, dict[str, Any]]] = _default_describer
+#: Whether ``_describer`` returns JSON-native ``user_info`` (no conversion needed).
+_describer_native = True
 
 
-def set_actor_describer(describer: Callable[[Any], tuple[str | None, dict[str, Any]]]) -> None:
+def set_actor_describer(
+    describer: Callable[[Any], tuple[str | None, dict[str, Any]]], *, native: bool = False
+) -> None:
     """Install how an actor becomes ``(user_id, user_info)``.
 
     The Django app installs one that reads the configured user fields; the core
-    default uses ``actor.pk`` or ``str(actor)``.
+    default uses ``actor.pk`` or ``str(actor)``. ``native=True`` promises that
+    ``user_info`` holds JSON-native values only; otherwise they are converted.
     """
-    global _describer
+    global _describer, _describer_native
     _describer = describer
+    _describer_native = native
 
 
 def describe_actor(actor: Any) -> tuple[str | None, dict[str, Any]]:
-    """``(user_id, user_info)`` for ``actor``; ``(None, {})`` for no actor. Never raises."""
+    """``(user_id, user_info)`` for ``actor``, JSON-native; ``(None, {})`` for no actor.
+
+    Never raises.
+    """
     try:
-        return _describer(actor)
+        user_id, user_info = _describer(actor)
+        if user_info and not _describer_native:
+            user_info = jsonable(user_info)
+        return user_id, user_info
     except Exception:
         logging.getLogger(DIAGNOSTIC_LOGGER).exception("audit actor describer failed")
         return None, {}
@@ -147,9 +160,13 @@ def context_fields() -> dict[str, Any]:
     """The context keys every event carries: actor, request id, trace id, extra.
 
     Call it where the event is built: the actor is resolved now, not later.
+    Every value is JSON-native.
     """
     scope = _scope.get()
-    user_id, user_info = describe_actor(current_actor())
+    actor = current_actor()
+    # No actor is (None, {}) whatever the describer: skip the call (most saves
+    # outside a request have none).
+    user_id, user_info = (None, {}) if actor is None else describe_actor(actor)
     return {
         "user_id": user_id,
         "user_info": user_info,
@@ -276,8 +293,7 @@ class audit_context:
         if request_id is not _UNSET:
             self._values["request_id"] = request_id
         if extra:
-            # JSON-native once, here: every channel ships ``extra`` as it is.
-            self._values["extra"] = jsonable(extra)
+            self._values["extra"] = extra
         # The blocks this instance has open, per thread / asyncio task: one
         # module-level ``system = audit_context(actor="system")`` may be entered
         # by many of them at once, and each must exit its own.

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
+import orjson
 from django.db import connections
 from django.db.models import Model
 
@@ -72,11 +73,30 @@ _diagnostic = logging.getLogger(DIAGNOSTIC_LOGGER)
 
 # Types whose values JSON carries as they are: no conversion call needed.
 _NATIVE: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _uuid_text(value: uuid.UUID) -> str:
+    """``str(value)``, in C: ``UUID.__str__`` formats in Python (2.5x slower)."""
+    return orjson.dumps(value)[1:-1].decode()
+
+
+def _datetime_text(value: dt.datetime) -> str:
+    """``value.isoformat()``, in C where orjson writes the same text (naive or UTC).
+
+    Other offsets keep ``isoformat``: RFC 3339, which orjson writes, has no
+    seconds in an offset. 3x faster for what Django loads and saves with USE_TZ.
+    """
+    tz = value.tzinfo
+    if tz is None or tz is dt.UTC:
+        return orjson.dumps(value)[1:-1].decode()
+    return value.isoformat()
+
+
 # Exact types with a cheap exact conversion (ISO-8601, Decimal and UUID as strings).
 _CONVERTERS: Final[dict[type, Callable[[Any], Any]]] = {
-    uuid.UUID: str,
+    uuid.UUID: _uuid_text,
     decimal.Decimal: str,
-    dt.datetime: dt.datetime.isoformat,
+    dt.datetime: _datetime_text,
     dt.date: dt.date.isoformat,
     dt.time: dt.time.isoformat,
 }
@@ -274,16 +294,21 @@ def values_repr(
     """
     out: dict[str, Any] = {}
     natives = _NATIVE
+    converters = _CONVERTERS
     for name, attname, masked in info.fields:
         value = values.get(attname, _MISSING)
         if value is _MISSING:
             continue  # deferred: not loaded, and reading it would query
         if masked:
             out[name] = REDACTED
-        elif type(value) in natives:
+            continue
+        kind = type(value)
+        if kind in natives:
             out[name] = value
         else:
-            out[name] = native(value)
+            # native(), inlined: this runs for every field of every event.
+            convert = converters.get(kind)
+            out[name] = native(value) if convert is None else convert(value)
     if m2m:
         out.update(m2m)
     return out
@@ -487,6 +512,14 @@ def changes_between(
 # -- events -------------------------------------------------------------------
 
 
+#: The keys a model event may have besides the ones every model event has, in
+#: schema order (see :data:`~activity_audit.schema.MODEL_KEYS`).
+_OPTIONAL_KEYS: Final = (
+    "field", "related_model", "related_ids", "count", "fields", "instance_ids", "ids_total",
+    "query",
+)
+
+
 def model_event(
     info: ModelInfo,
     event_type: EventType,
@@ -499,27 +532,40 @@ def model_event(
     """A model event with the context keys (actor, request id, trace id).
 
     ``context`` is what :func:`~activity_audit.context.context_fields` returned
-    when the change was made; taken now when not given.
+    when the change was made; taken now when not given. ``keys`` are among
+    :data:`_OPTIONAL_KEYS`. The event's keys are in schema order, which lets
+    the formatter copy it onto its line whole.
     """
+    if instance_id is not None:
+        if info.pk_masked:
+            instance_id = REDACTED
+        elif type(instance_id) is uuid.UUID:
+            instance_id = _uuid_text(instance_id)
+        else:
+            instance_id = str(instance_id)
     event: dict[str, Any] = {
         "model": info.name,
         "app_label": info.app_label,
         "event_type": str(event_type),
-        "instance_id": (
-            None if instance_id is None else REDACTED if info.pk_masked else str(instance_id)
-        ),
+        "instance_id": instance_id,
         "instance_repr": instance_repr if instance_repr is not None else {},
         "changes": changes if changes is not None else {},
     }
-    event.update(keys)
+    if keys:
+        unknown = keys.keys() - _OPTIONAL_KEYS
+        if unknown:
+            raise TypeError(f"model_event() got unexpected keys {sorted(unknown)}")
+        for key in _OPTIONAL_KEYS:
+            if key in keys:
+                event[key] = keys[key]
     if context is None:
         context = context_fields()
-    if context["extra"]:
-        context["extra"] = jsonable(context["extra"])
-    if context["user_info"]:
-        context["user_info"] = jsonable(context["user_info"])
-    event.update(context)
+    event["user_id"] = context["user_id"]
+    event["user_info"] = context["user_info"]
+    event["request_id"] = context["request_id"]
     event["service_name"] = conf.service_name
+    event["trace_id"] = context["trace_id"]
+    event["extra"] = context["extra"]
     return event
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final
 
-from activity_audit.formatters import audit_line
+from activity_audit.formatters import audit_line, format_timestamp
 from activity_audit.handlers import coalesced_writes, direct_handlers
 from activity_audit.schema import CHANNEL_LEVELS, DIAGNOSTIC_LOGGER
 
@@ -113,7 +113,8 @@ def emit_many(channel: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None
             items = list(items)
             levelname = logging.getLevelName(level)
             now = time.time()
-            lines = [audit_line(channel, levelname, message, now, event)
+            stamp = format_timestamp(now)
+            lines = [audit_line(channel, levelname, message, now, event, stamp)
                      for message, event in items]
             if items:
                 maker = _RecordMaker(logger, level, *items[0])

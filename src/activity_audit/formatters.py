@@ -27,20 +27,21 @@ _RECORD_ATTRS: Final = frozenset(
 # record, and records come in bursts within the same second. One tuple,
 # replaced whole, so threads never see a second paired with another's text.
 _last_second: tuple[int, str] = (-1, "")
+# ".000" to ".999": formatting the milliseconds was half the cost of a timestamp.
+_MILLIS: Final = tuple(f".{n:03d}" for n in range(1000))
 
 
 def format_timestamp(created: float) -> str:
     """``record.created`` as ``"YYYY-MM-DD HH:MM:SS.mmm"`` in UTC (the published shape)."""
     global _last_second
     seconds = int(created)
-    millis = int((created - seconds) * 1000)
     cached = _last_second
     if cached[0] == seconds:
         text = cached[1]
     else:
         text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
         _last_second = (seconds, text)
-    return f"{text}.{millis:03d}"
+    return text + _MILLIS[int((created - seconds) * 1000) % 1000]
 
 
 def _safe_message(record: logging.LogRecord) -> str:
@@ -117,16 +118,46 @@ def _add_event_keys(line: dict[str, Any], channel: str, attrs: dict[str, Any]) -
             line[key] = attrs[key]
 
 
+#: Per channel, the key sequences of events seen to hold only the channel's keys
+#: in schema order: such an event is copied onto its line whole. Events come in a
+#: handful of shapes (one per event type and context), so this stays small.
+_ORDERED_SHAPES: Final[dict[str, set[tuple[str, ...]]]] = {name: set() for name in CHANNEL_KEYS}
+_MAX_SHAPES: Final = 256
+
+
+def _in_schema_order(channel: str, event: dict[str, Any]) -> bool:
+    """Whether ``event``'s keys are ``channel``'s event keys, in schema order (memoized)."""
+    shapes = _ORDERED_SHAPES.get(channel)
+    if shapes is None:
+        return False
+    shape = tuple(event)
+    if shape in shapes:
+        return True
+    position = {key: i for i, key in enumerate(CHANNEL_KEYS[channel])}
+    order = [position.get(key, -1) for key in shape]
+    if -1 in order or order != sorted(order):
+        return False
+    if len(shapes) >= _MAX_SHAPES:
+        shapes.clear()
+    shapes.add(shape)
+    return True
+
+
 def audit_line(channel: str, levelname: str, message: str, created: float,
-               event: dict[str, Any]) -> bytes:
+               event: dict[str, Any], timestamp: str | None = None) -> bytes:
     """The line :class:`AuditFormatter` makes of the record ``events.emit`` would log.
 
     For the handlers that take lines without a record (see
-    :func:`activity_audit.handlers.direct_handlers`). Never raises.
+    :func:`activity_audit.handlers.direct_handlers`). ``timestamp`` is
+    ``format_timestamp(created)`` when the caller has it already (a batch made
+    at one moment). Never raises.
     """
-    line = {"timestamp": format_timestamp(created), "level": levelname, "name": channel,
-            "message": message}
-    _add_event_keys(line, channel, event)
+    line = {"timestamp": format_timestamp(created) if timestamp is None else timestamp,
+            "level": levelname, "name": channel, "message": message}
+    if _in_schema_order(channel, event):
+        line.update(event)
+    else:
+        _add_event_keys(line, channel, event)
     return _json.dumps(line)
 
 

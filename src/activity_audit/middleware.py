@@ -751,7 +751,7 @@ class AuditLoggingMiddleware:
             }
             extra = self.get_context(request)
             if extra:
-                values["extra"] = _json.jsonable(extra)
+                values["extra"] = extra
             return values
         except Exception:
             _diagnostic.exception("audit context for request failed")

@@ -168,3 +168,22 @@ def test_extra_is_json_native() -> None:
 
     with audit_context(when=dt.date(2025, 1, 2), amount=Decimal("1.10")):
         assert context_fields()["extra"] == {"when": "2025-01-02", "amount": "1.10"}
+
+
+def test_extra_bound_directly_is_json_native() -> None:
+    import datetime as dt
+
+    with bind(extra={"when": dt.date(2025, 1, 2)}), bind(extra={"n": (1, 2)}):
+        assert context_fields()["extra"] == {"when": "2025-01-02", "n": [1, 2]}
+
+
+def test_user_info_of_a_custom_describer_is_made_json_native() -> None:
+    from decimal import Decimal
+
+    saved = context._describer, context._describer_native
+    context.set_actor_describer(lambda actor: ("7", {"limit": Decimal("1.50")}))
+    try:
+        with audit_context(actor="someone"):
+            assert context_fields()["user_info"] == {"limit": "1.50"}
+    finally:
+        context.set_actor_describer(saved[0], native=saved[1])

@@ -100,3 +100,17 @@ def test_format_bytes_keeps_overridden_hooks() -> None:
     record = make_record(model="Patient")
     assert Upper().format_bytes(record) == Upper().format(record).encode("utf-8")
     assert b'"MODEL":"PATIENT"' in Upper().format_bytes(record)
+
+
+def test_audit_line_is_the_formatter_line_whatever_the_key_order() -> None:
+    from activity_audit.formatters import audit_line
+
+    in_order = {"model": "Patient", "event_type": "UPDATE", "instance_id": "1",
+                "changes": {}, "user_id": None, "request_id": "r", "service_name": "s"}
+    shuffled = dict(reversed(list(in_order.items())))
+    foreign = {**in_order, "not_a_schema_key": "dropped", "message": "not the message"}
+    for event in (in_order, shuffled, foreign, in_order, shuffled):
+        line = audit_line("audit.model", "AUDIT", "msg", CREATED, event)
+        record = make_record(msg="msg", **{k: v for k, v in event.items() if k != "message"})
+        assert line.decode() == AuditFormatter().format(record)
+        assert list(json.loads(line)) == [*BASE_KEYS, *in_order]

@@ -818,3 +818,41 @@ def test_binary_content_is_recorded_by_size(
         "old": {"binary": True, "size": 16}, "new": {"binary": True, "size": 21},
     }
     assert "scan" not in str(update["changes"])
+
+
+@pytest.mark.parametrize("value", [
+    dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    dt.datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+    dt.datetime(1, 1, 1),
+    dt.datetime(999, 12, 31, 23, 59, 59, 999999),
+    dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+    dt.datetime(2025, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=-1, seconds=-15))),
+    dt.date(2025, 1, 2),
+])
+def test_datetimes_are_iso_8601_as_isoformat_writes_them(value: Any) -> None:
+    from activity_audit.diff import native
+
+    assert native(value) == value.isoformat()
+
+
+def test_uuids_are_their_canonical_text() -> None:
+    import uuid
+
+    from activity_audit.diff import native
+
+    for value in (uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4()):
+        assert native(value) == str(value)
+
+
+def test_model_event_refuses_keys_outside_the_schema() -> None:
+    from activity_audit.diff import model_event, model_info
+    from activity_audit.schema import EventType
+
+    info = model_info(Clinic)
+    assert info is not None
+    event = model_event(info, EventType.BULK_CREATE, None, count=1, fields=["name"],
+                        related_model="x")
+    assert [k for k in event if k in ("related_model", "count", "fields")] == [
+        "related_model", "count", "fields"]
+    with pytest.raises(TypeError, match="instance_count"):
+        model_event(info, EventType.BULK_CREATE, None, instance_count=1)
