@@ -106,10 +106,11 @@ def cases() -> dict[str, Case]:
 
     return {
         "create (autocommit)": Case(create),
-        "update with diff (autocommit)": Case(update),
+        # warmup=refill: the rows to update, whichever case ran before.
+        "update with diff (autocommit)": Case(update, warmup=refill),
         "delete (autocommit)": Case(delete, setup=refill),
         "create (one transaction)": Case(atomic(create)),
-        "update with diff (one transaction)": Case(atomic(update)),
+        "update with diff (one transaction)": Case(atomic(update), warmup=refill),
         "delete (one transaction)": Case(atomic(delete), setup=refill),
         "bulk_create 25 rows": Case(bulk_create),
         "bulk_update 25 rows": Case(bulk_update),
