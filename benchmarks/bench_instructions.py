@@ -50,13 +50,11 @@ _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
 def _worker_env(module: str, variant: str, scratch: str) -> dict[str, str]:
-    env = {"BENCH_DB": "sqlite", "BENCH_DIR": scratch, "BENCH_SLOT": variant,
-           "PYTHONHASHSEED": "0"}
-    if module == "bench_requests":
-        # As bench_requests: both variants audit models; only the middleware differs.
-        env.update(BENCH_VARIANT="on", BENCH_REQUESTS_VARIANT=variant)
-    else:
-        env["BENCH_VARIANT"] = variant
+    """The benchmark module's own worker environment, on SQLite, with a fixed hash seed."""
+    env: dict[str, str] = importlib.import_module(f"benchmarks.{module}").worker_env(
+        variant, "sqlite", scratch)
+    env.setdefault("BENCH_SLOT", variant)
+    env["PYTHONHASHSEED"] = "0"
     return env
 
 

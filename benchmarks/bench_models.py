@@ -118,11 +118,14 @@ def cases() -> dict[str, Case]:
     }
 
 
+def worker_env(variant: str, db: str, scratch: str) -> dict[str, str]:
+    """The environment of a worker of ``variant`` (see ``bench_settings``)."""
+    return {"BENCH_VARIANT": variant, "BENCH_DB": db, "BENCH_DIR": scratch}
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        variant, db, scratch = sys.argv[2:5]
-        serve_django_worker(cases, {"BENCH_VARIANT": variant, "BENCH_DB": db,
-                                    "BENCH_DIR": scratch})
+        serve_django_worker(cases, worker_env(*sys.argv[2:5]))
     else:
         sys.exit(django_ab_main(__file__, sys.argv[1:], title="Model auditing",
                                 unit="seconds per operation, auditing off vs on"))

@@ -81,13 +81,16 @@ def cases() -> dict[str, Case]:
     }
 
 
+def worker_env(variant: str, db: str, scratch: str) -> dict[str, str]:
+    """The environment of a worker of ``variant``: both variants audit models; only
+    the middleware differs."""
+    return {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant, "BENCH_SLOT": variant,
+            "BENCH_DB": db, "BENCH_DIR": scratch}
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        variant, db, scratch = sys.argv[2:5]
-        # Both variants audit models; only the middleware differs.
-        serve_django_worker(cases, {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant,
-                                    "BENCH_SLOT": variant, "BENCH_DB": db,
-                                    "BENCH_DIR": scratch})
+        serve_django_worker(cases, worker_env(*sys.argv[2:5]))
     else:
         sys.exit(django_ab_main(__file__, sys.argv[1:], title="Request auditing",
                                 unit="seconds per request, middleware off vs on"))

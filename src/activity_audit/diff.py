@@ -30,7 +30,13 @@ from activity_audit import events
 from activity_audit._json import jsonable
 from activity_audit.conf import DEFAULT_MODELS_EXCLUDE, conf
 from activity_audit.context import context_fields
-from activity_audit.schema import DIAGNOSTIC_LOGGER, MODEL_LOGGER, REDACTED, EventType
+from activity_audit.schema import (
+    DIAGNOSTIC_LOGGER,
+    MODEL_LOGGER,
+    MODEL_OPTIONAL_KEYS,
+    REDACTED,
+    EventType,
+)
 
 __all__ = [
     "UNKNOWN",
@@ -512,14 +518,6 @@ def changes_between(
 # -- events -------------------------------------------------------------------
 
 
-#: The keys a model event may have besides the ones every model event has, in
-#: schema order (see :data:`~activity_audit.schema.MODEL_KEYS`).
-_OPTIONAL_KEYS: Final = (
-    "field", "related_model", "related_ids", "count", "fields", "instance_ids", "ids_total",
-    "query",
-)
-
-
 def model_event(
     info: ModelInfo,
     event_type: EventType,
@@ -533,8 +531,8 @@ def model_event(
 
     ``context`` is what :func:`~activity_audit.context.context_fields` returned
     when the change was made; taken now when not given. ``keys`` are among
-    :data:`_OPTIONAL_KEYS`. The event's keys are in schema order, which lets
-    the formatter copy it onto its line whole.
+    :data:`~activity_audit.schema.MODEL_OPTIONAL_KEYS`. The event's keys are in
+    schema order, which lets the formatter copy it onto its line whole.
     """
     if instance_id is not None:
         if info.pk_masked:
@@ -552,10 +550,10 @@ def model_event(
         "changes": changes if changes is not None else {},
     }
     if keys:
-        unknown = keys.keys() - _OPTIONAL_KEYS
+        unknown = keys.keys() - MODEL_OPTIONAL_KEYS
         if unknown:
             raise TypeError(f"model_event() got unexpected keys {sorted(unknown)}")
-        for key in _OPTIONAL_KEYS:
+        for key in MODEL_OPTIONAL_KEYS:
             if key in keys:
                 event[key] = keys[key]
     if context is None:

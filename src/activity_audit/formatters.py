@@ -118,29 +118,29 @@ def _add_event_keys(line: dict[str, Any], channel: str, attrs: dict[str, Any]) -
             line[key] = attrs[key]
 
 
-#: Per channel, the key sequences of events seen to hold only the channel's keys
-#: in schema order: such an event is copied onto its line whole. Events come in a
+#: Per channel, whether events of a key sequence hold only the channel's keys in
+#: schema order (then an event is copied onto its line whole). Events come in a
 #: handful of shapes (one per event type and context), so this stays small.
-_ORDERED_SHAPES: Final[dict[str, set[tuple[str, ...]]]] = {name: set() for name in CHANNEL_KEYS}
+_SHAPES: Final[dict[str, dict[tuple[str, ...], bool]]] = {name: {} for name in CHANNEL_KEYS}
 _MAX_SHAPES: Final = 256
 
 
 def _in_schema_order(channel: str, event: dict[str, Any]) -> bool:
     """Whether ``event``'s keys are ``channel``'s event keys, in schema order (memoized)."""
-    shapes = _ORDERED_SHAPES.get(channel)
+    shapes = _SHAPES.get(channel)
     if shapes is None:
         return False
     shape = tuple(event)
-    if shape in shapes:
-        return True
+    known = shapes.get(shape)
+    if known is not None:
+        return known
     position = {key: i for i, key in enumerate(CHANNEL_KEYS[channel])}
     order = [position.get(key, -1) for key in shape]
-    if -1 in order or order != sorted(order):
-        return False
+    ordered = -1 not in order and order == sorted(order)
     if len(shapes) >= _MAX_SHAPES:
         shapes.clear()
-    shapes.add(shape)
-    return True
+    shapes[shape] = ordered
+    return ordered
 
 
 def audit_line(channel: str, levelname: str, message: str, created: float,

@@ -62,13 +62,8 @@ BASE_KEYS: Final = ("timestamp", "level", "name", "message")
 #: Keys carried by the actor/context on every event.
 CONTEXT_KEYS: Final = ("user_id", "user_info", "request_id", "service_name")
 
-MODEL_KEYS: Final = (
-    "model",
-    "app_label",
-    "event_type",
-    "instance_id",
-    "instance_repr",
-    "changes",
+#: Keys only some model events have, in schema order.
+MODEL_OPTIONAL_KEYS: Final = (
     # M2M_*: the relation, the other side's model label, its primary keys.
     "field",
     "related_model",
@@ -81,6 +76,16 @@ MODEL_KEYS: Final = (
     "instance_ids",
     "ids_total",
     "query",
+)
+
+MODEL_KEYS: Final = (
+    "model",
+    "app_label",
+    "event_type",
+    "instance_id",
+    "instance_repr",
+    "changes",
+    *MODEL_OPTIONAL_KEYS,
     *CONTEXT_KEYS,
     "trace_id",
     "extra",
