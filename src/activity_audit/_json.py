@@ -24,6 +24,10 @@ import orjson
 
 __all__ = ["dumps", "jsonable", "loads"]
 
+# String keys are what events hold (JSON-native by construction); a key of
+# another type makes the first attempt fail and the second one convert it.
+# OPT_NON_STR_KEYS costs ~0.4 us per line, a third of serializing a model event.
+_OPTIONS_STR_KEYS = orjson.OPT_SERIALIZE_NUMPY
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -86,6 +90,10 @@ def jsonable(value: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Serialize ``obj`` to one line of UTF-8 JSON bytes (no trailing newline)."""
+    try:
+        return orjson.dumps(obj, default=_encode_default, option=_OPTIONS_STR_KEYS)
+    except Exception:
+        pass
     try:
         return orjson.dumps(obj, default=_encode_default, option=_OPTIONS)
     except Exception:

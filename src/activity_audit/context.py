@@ -36,9 +36,11 @@ __all__ = [
     "aiterate_in_scope",
     "audit_context",
     "bind",
+    "capture_actor",
     "context_fields",
     "current_actor",
     "describe_actor",
+    "fields_for",
     "get_scope",
     "iterate_in_scope",
     "set_actor_describer",
@@ -156,24 +158,40 @@ def describe_actor(actor: Any) -> tuple[str | None, dict[str, Any]]:
         return None, {}
 
 
+def capture_actor() -> tuple[AuditScope, Any]:
+    """The current scope and its actor, resolved now: what :func:`fields_for` needs later.
+
+    For an event built after the change it records (at commit): who acted is
+    decided when the change is made, the fields are made when the event is.
+    """
+    scope = _scope.get()
+    if scope.actor is None and scope.actor_resolver is not None:
+        return scope, current_actor()
+    return scope, scope.actor
+
+
+def fields_for(scope: AuditScope, actor: Any) -> dict[str, Any]:
+    """:func:`context_fields` of a scope and actor taken by :func:`capture_actor`."""
+    # No actor is (None, {}) whatever the describer: skip the call (most saves
+    # outside a request have none).
+    user_id, user_info = (None, {}) if actor is None else describe_actor(actor)
+    extra = scope.extra
+    return {
+        "user_id": user_id,
+        "user_info": user_info,
+        "request_id": scope.request_id,
+        "trace_id": scope.trace_id,
+        "extra": dict(extra) if extra else {},
+    }
+
+
 def context_fields() -> dict[str, Any]:
     """The context keys every event carries: actor, request id, trace id, extra.
 
     Call it where the event is built: the actor is resolved now, not later.
     Every value is JSON-native.
     """
-    scope = _scope.get()
-    actor = current_actor()
-    # No actor is (None, {}) whatever the describer: skip the call (most saves
-    # outside a request have none).
-    user_id, user_info = (None, {}) if actor is None else describe_actor(actor)
-    return {
-        "user_id": user_id,
-        "user_info": user_info,
-        "request_id": scope.request_id,
-        "trace_id": scope.trace_id,
-        "extra": dict(scope.extra),
-    }
+    return fields_for(*capture_actor())
 
 
 def add_scope_end_hook(hook: Callable[[AuditScope], None]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import functools
 import logging
 import re
 import uuid
@@ -29,7 +30,7 @@ from django.db.models import Model
 from activity_audit import events
 from activity_audit._json import jsonable
 from activity_audit.conf import DEFAULT_MODELS_EXCLUDE, conf
-from activity_audit.context import context_fields
+from activity_audit.context import AuditScope, context_fields, fields_for
 from activity_audit.schema import (
     DIAGNOSTIC_LOGGER,
     MODEL_LOGGER,
@@ -518,6 +519,10 @@ def changes_between(
 # -- events -------------------------------------------------------------------
 
 
+#: Keys of a model event before its optional keys (model .. changes).
+_HEAD_KEYS: Final = 6
+
+
 def model_event(
     info: ModelInfo,
     event_type: EventType,
@@ -541,6 +546,8 @@ def model_event(
             instance_id = _uuid_text(instance_id)
         else:
             instance_id = str(instance_id)
+    if context is None:
+        context = context_fields()
     event: dict[str, Any] = {
         "model": info.name,
         "app_label": info.app_label,
@@ -548,27 +555,31 @@ def model_event(
         "instance_id": instance_id,
         "instance_repr": instance_repr if instance_repr is not None else {},
         "changes": changes if changes is not None else {},
+        "user_id": context["user_id"],
+        "user_info": context["user_info"],
+        "request_id": context["request_id"],
+        "service_name": conf.service_name,
+        "trace_id": context["trace_id"],
+        "extra": context["extra"],
     }
     if keys:
         unknown = keys.keys() - MODEL_OPTIONAL_KEYS
         if unknown:
             raise TypeError(f"model_event() got unexpected keys {sorted(unknown)}")
-        for key in MODEL_OPTIONAL_KEYS:
-            if key in keys:
-                event[key] = keys[key]
-    if context is None:
-        context = context_fields()
-    event["user_id"] = context["user_id"]
-    event["user_info"] = context["user_info"]
-    event["request_id"] = context["request_id"]
-    event["service_name"] = conf.service_name
-    event["trace_id"] = context["trace_id"]
-    event["extra"] = context["extra"]
+        # The optional keys go between "changes" and the context keys.
+        items = list(event.items())
+        event = dict(items[:_HEAD_KEYS])
+        event.update((key, keys[key]) for key in MODEL_OPTIONAL_KEYS if key in keys)
+        event.update(items[_HEAD_KEYS:])
     return event
 
 
+#: The context fields of a change, from the scope and actor it was made with
+#: (:func:`~activity_audit.context.capture_actor`), when its event is built.
+FieldsOf = Callable[[tuple[AuditScope, Any]], dict[str, Any]]
+
 #: Builds a model event when it is emitted: ``(message, event)``, or None for no event.
-Builder = Callable[[], "tuple[str, dict[str, Any]] | None"]
+Builder = Callable[[FieldsOf], "tuple[str, dict[str, Any]] | None"]
 
 # Key on the connection object of its latest _CommitGroup.
 _GROUP_KEY: Final = "_activity_audit_commit_group"
@@ -613,9 +624,10 @@ def dispatch_builder(using: str | None, build: Builder) -> None:
 def emit_built(builders: list[Builder]) -> None:
     """Build the events and emit them (one write per handler). Never raises."""
     batch: list[tuple[str, dict[str, Any]]] = []
+    fields_of = _BatchFields()
     for build in builders:
         try:
-            built = build()
+            built = build(fields_of)
         except Exception:
             _diagnostic.exception("could not build a model event")
             continue
@@ -627,6 +639,24 @@ def emit_built(builders: list[Builder]) -> None:
         events.emit_many(MODEL_LOGGER, batch)
 
 
+class _BatchFields:
+    """The :data:`FieldsOf` of one batch: the events of a transaction come from
+    one scope and actor, so their fields are made once (and shared: read only)."""
+
+    __slots__ = ("fields", "origin")
+
+    def __init__(self) -> None:
+        self.origin: tuple[Any, Any] = (None, _MISSING)
+        self.fields: dict[str, Any] = {}
+
+    def __call__(self, origin: tuple[AuditScope, Any]) -> dict[str, Any]:
+        last = self.origin
+        if origin[0] is not last[0] or origin[1] is not last[1]:
+            self.fields = fields_for(*origin)
+            self.origin = origin
+        return self.fields
+
+
 class _Built:
     """A :data:`Builder` of an event built already."""
 
@@ -636,24 +666,8 @@ class _Built:
         self.message = message
         self.event = event
 
-    def __call__(self) -> tuple[str, dict[str, Any]]:
+    def __call__(self, fields_of: FieldsOf) -> tuple[str, dict[str, Any]]:
         return self.message, self.event
-
-
-class _CommitCallback:
-    """The ``on_commit`` callback of one event of a :class:`_CommitGroup` (never raises)."""
-
-    __slots__ = ("group", "index")
-
-    def __init__(self, group: _CommitGroup, index: int) -> None:
-        self.group = group
-        self.index = index
-
-    def __call__(self) -> None:
-        try:
-            self.group.run(self.index)
-        except Exception:
-            _diagnostic.exception("could not emit the model events of a transaction")
 
 
 class _CommitGroup:
@@ -675,31 +689,37 @@ class _CommitGroup:
         self.connection = connection
         self.savepoint_ids: list[str] = list(connection.savepoint_ids)
         self.builders: list[Builder | None] = []
-        self.last: _CommitCallback | None = None
+        #: The ``on_commit`` callback of the latest member.
+        self.last: Callable[[], None] | None = None
         #: After a commit: the callbacks before this index have nothing left to emit.
         self.emitted_to = 0
 
     def add(self, build: Builder) -> None:
-        callback = _CommitCallback(self, len(self.builders))
+        # A partial of a bound method: made and called in C, one Python frame per event.
+        callback = functools.partial(self.run, len(self.builders))
         self.builders.append(build)
         self.connection.on_commit(callback, robust=True)
         self.last = callback
 
     def run(self, index: int) -> None:
-        builders = self.builders
-        if self.connection.in_atomic_block:
-            stop = index + 1
-        elif index < self.emitted_to:
-            return  # emitted with the first callback of the group
-        else:
-            stop = self.emitted_to = len(builders)
-        pending: list[Builder] = []
-        for i in range(index, stop):
-            build = builders[i]
-            if build is not None:
-                builders[i] = None
-                pending.append(build)
-        emit_built(pending)
+        """The ``on_commit`` callback of member ``index`` (never raises)."""
+        try:
+            builders = self.builders
+            if self.connection.in_atomic_block:
+                stop = index + 1
+            elif index < self.emitted_to:
+                return  # emitted with the first callback of the group
+            else:
+                stop = self.emitted_to = len(builders)
+            pending: list[Builder] = []
+            for i in range(index, stop):
+                build = builders[i]
+                if build is not None:
+                    builders[i] = None
+                    pending.append(build)
+            emit_built(pending)
+        except Exception:
+            _diagnostic.exception("could not emit the model events of a transaction")
 
 
 def message_for(event_type: str, info: ModelInfo, instance_id: Any) -> str:

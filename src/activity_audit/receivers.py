@@ -25,12 +25,15 @@ from django.db.models import Model, signals
 
 from activity_audit import bulk, diff, events, reads
 from activity_audit.conf import conf
-from activity_audit.context import add_scope_end_hook, context_fields
+from activity_audit.context import AuditScope, add_scope_end_hook, capture_actor
+from activity_audit.levels import AUDIT
 from activity_audit.schema import DIAGNOSTIC_LOGGER, MODEL_LOGGER, EventType
 
 __all__ = ["connect", "reconnect"]
 
 _diagnostic = logging.getLogger(DIAGNOSTIC_LOGGER)
+# Asked on every save and delete: the logger itself, not a lookup by channel name.
+_model_logger = logging.getLogger(MODEL_LOGGER)
 _UID: Final = "activity_audit.receivers"
 _MISSING: Any = object()
 
@@ -72,7 +75,7 @@ def _on_post_save(
         info = diff.model_info(sender)
         if info is None:
             return
-        attnames = diff.attnames_of(info, update_fields)
+        attnames = None if update_fields is None else diff.attnames_of(info, update_fields)
         # What the diff compares with, before the snapshot moves on.
         loaded = instance.__dict__.get(diff.SNAPSHOT_KEY)
     except Exception:
@@ -85,13 +88,13 @@ def _on_post_save(
     except Exception:
         _diagnostic.exception("model audit could not snapshot %s", sender)
     try:
-        if events.is_enabled(MODEL_LOGGER):
+        if _model_logger.isEnabledFor(AUDIT):
             # A full snapshot is a copy of the values now; else take one.
             values = saved if attnames is None and saved is not None else (
                 diff.current_values(info, instance))
             diff.dispatch_builder(using, _SaveEvent(
                 info, created, instance.pk, values, loaded, attnames,
-                diff.prefetched_m2m(info, instance), context_fields(),
+                diff.prefetched_m2m(info, instance) if info.m2m else None, capture_actor(),
             ))
     except Exception:
         _diagnostic.exception("model audit failed in post_save of %s", sender)
@@ -104,11 +107,11 @@ class _SaveEvent:
     commit, not a function and a cell per value (the garbage collector counts them).
     """
 
-    __slots__ = ("attnames", "context", "created", "info", "loaded", "m2m", "pk", "values")
+    __slots__ = ("attnames", "created", "info", "loaded", "m2m", "origin", "pk", "values")
 
     def __init__(self, info: diff.ModelInfo, created: bool, pk: Any, values: dict[str, Any],
                  loaded: Any, attnames: frozenset[str] | None, m2m: dict[str, Any] | None,
-                 context: dict[str, Any]) -> None:
+                 origin: tuple[AuditScope, Any]) -> None:
         self.info = info
         self.created = created
         self.pk = pk
@@ -116,9 +119,10 @@ class _SaveEvent:
         self.loaded = loaded
         self.attnames = attnames
         self.m2m = m2m
-        self.context = context
+        #: The scope and actor of the change (the event's context fields are made from them).
+        self.origin = origin
 
-    def __call__(self) -> tuple[str, dict[str, Any]] | None:
+    def __call__(self, fields_of: diff.FieldsOf) -> tuple[str, dict[str, Any]] | None:
         info = self.info
         if self.created:
             event_type = EventType.CREATE
@@ -131,7 +135,7 @@ class _SaveEvent:
                 return None
         event = diff.model_event(info, event_type, self.pk,
                                  diff.values_repr(info, self.values, self.m2m), changes,
-                                 self.context)
+                                 fields_of(self.origin))
         return diff.message_for(event_type, info, event["instance_id"]), event
 
 
@@ -140,11 +144,11 @@ def _on_post_delete(
 ) -> None:
     try:
         info = diff.model_info(sender)
-        if info is None or not events.is_enabled(MODEL_LOGGER):
+        if info is None or not _model_logger.isEnabledFor(AUDIT):
             return
         diff.dispatch_builder(using, _DeleteEvent(
             info, instance.pk, diff.current_values(info, instance),
-            diff.prefetched_m2m(info, instance), context_fields(),
+            diff.prefetched_m2m(info, instance) if info.m2m else None, capture_actor(),
         ))
     except Exception:
         _diagnostic.exception("model audit failed in post_delete of %s", sender)
@@ -153,21 +157,21 @@ def _on_post_delete(
 class _DeleteEvent:
     """Builds the DELETE event of a row from copies taken when it was deleted."""
 
-    __slots__ = ("context", "info", "m2m", "pk", "values")
+    __slots__ = ("info", "m2m", "origin", "pk", "values")
 
     def __init__(self, info: diff.ModelInfo, pk: Any, values: dict[str, Any],
-                 m2m: dict[str, Any] | None, context: dict[str, Any]) -> None:
+                 m2m: dict[str, Any] | None, origin: tuple[AuditScope, Any]) -> None:
         self.info = info
         self.pk = pk
         self.values = values
         self.m2m = m2m
-        self.context = context
+        self.origin = origin
 
-    def __call__(self) -> tuple[str, dict[str, Any]]:
+    def __call__(self, fields_of: diff.FieldsOf) -> tuple[str, dict[str, Any]]:
         info = self.info
         event = diff.model_event(info, EventType.DELETE, self.pk,
                                  diff.values_repr(info, self.values, self.m2m), None,
-                                 self.context)
+                                 fields_of(self.origin))
         return diff.message_for(EventType.DELETE, info, event["instance_id"]), event
 
 

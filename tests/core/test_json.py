@@ -48,6 +48,14 @@ def test_values_orjson_refuses_fall_back_losslessly() -> None:
     assert data["bad"] == "x\ud800y"
 
 
+def test_keys_that_are_not_strings_become_strings() -> None:
+    # The fast attempt refuses them; the second one converts, at any depth.
+    value = {"a": {1: "one", None: "none"}, 2: [{dt.date(2025, 8, 29): True}]}
+    assert _json.dumps(value) == (
+        b'{"a":{"1":"one","null":"none"},"2":[{"2025-08-29":true}]}'
+    )
+
+
 def test_unserializable_value_becomes_sentinel_not_exception() -> None:
     data = json.loads(_json.dumps({"obj": Unprintable(), "ok": 1}))
     assert data == {"obj": "<unserializable Unprintable>", "ok": 1}
