@@ -16,11 +16,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-import functools
 import logging
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import orjson
@@ -42,9 +41,10 @@ from activity_audit.schema import (
 __all__ = [
     "UNKNOWN",
     "ModelInfo",
+    "PendingEvent",
     "changes_between",
     "dispatch",
-    "dispatch_builder",
+    "dispatch_pending",
     "forget_models",
     "instance_repr",
     "loaded_values",
@@ -576,13 +576,31 @@ def model_event(
 
 #: The context fields of a change, from the scope and actor it was made with
 #: (:func:`~activity_audit.context.capture_actor`), when its event is built.
-FieldsOf = Callable[[tuple[AuditScope, Any]], dict[str, Any]]
-
-#: Builds a model event when it is emitted: ``(message, event)``, or None for no event.
-Builder = Callable[[FieldsOf], "tuple[str, dict[str, Any]] | None"]
+FieldsOf = Callable[[AuditScope, Any], dict[str, Any]]
 
 # Key on the connection object of its latest _CommitGroup.
 _GROUP_KEY: Final = "_activity_audit_commit_group"
+
+
+class PendingEvent:
+    """A model event to emit when its transaction commits, built then by :meth:`build`.
+
+    Inside a transaction it is also its own ``on_commit`` callback: one object
+    per event waiting for the commit (they are what the garbage collector
+    walks while the transaction lasts).
+    """
+
+    __slots__ = ("group", "index")
+
+    group: _CommitGroup
+    index: int
+
+    def build(self, fields_of: FieldsOf) -> tuple[str, dict[str, Any]] | None:
+        """``(message, event)``, or None when there is no event after all."""
+        raise NotImplementedError
+
+    def __call__(self) -> None:
+        self.group.run(self.index)
 
 
 def dispatch(using: str | None, message: str, event: dict[str, Any]) -> None:
@@ -591,13 +609,13 @@ def dispatch(using: str | None, message: str, event: dict[str, Any]) -> None:
     A rolled-back transaction or savepoint discards it, as Django discards its
     ``on_commit`` callbacks. Never raises.
     """
-    dispatch_builder(using, _Built(message, event))
+    dispatch_pending(using, _Built(message, event))
 
 
-def dispatch_builder(using: str | None, build: Builder) -> None:
-    """:func:`dispatch` an event that ``build`` makes when it is emitted.
+def dispatch_pending(using: str | None, pending: PendingEvent) -> None:
+    """:func:`dispatch` an event that ``pending`` builds when it is emitted.
 
-    Inside a transaction the event is built at commit, from values ``build``
+    Inside a transaction the event is built at commit, from values ``pending``
     holds (copies taken at the change): the work leaves the transaction, and
     the transaction's events are built and written in one go.
     """
@@ -613,52 +631,57 @@ def dispatch_builder(using: str | None, build: Builder) -> None:
                 or group.savepoint_ids != connection.savepoint_ids
             ):
                 group = connection.__dict__[_GROUP_KEY] = _CommitGroup(connection)
-            group.add(build)
+            group.add(pending)
             return
     except Exception:
         _diagnostic.exception("could not defer an audit event to commit")
     # Autocommit (or manual transaction management, where on_commit refuses).
-    emit_built([build])
+    emit_pending([pending])
 
 
-def emit_built(builders: list[Builder]) -> None:
-    """Build the events and emit them (one write per handler). Never raises."""
-    batch: list[tuple[str, dict[str, Any]]] = []
-    fields_of = _BatchFields()
-    for build in builders:
-        try:
-            built = build(fields_of)
-        except Exception:
-            _diagnostic.exception("could not build a model event")
-            continue
+def emit_pending(pending: list[PendingEvent]) -> None:
+    """Build the events and emit them (one write per handler). Never raises.
+
+    Each event is built as the handlers take it, so a transaction's events
+    are not all held as dicts at once.
+    """
+    if len(pending) == 1:
+        built = _build(pending[0], fields_for)
         if built is not None:
-            batch.append(built)
-    if len(batch) == 1:
-        events.emit(MODEL_LOGGER, *batch[0])
-    elif batch:
-        events.emit_many(MODEL_LOGGER, batch)
+            events.emit(MODEL_LOGGER, *built)
+    elif pending:
+        events.emit_many(MODEL_LOGGER, _built(pending))
 
 
-class _BatchFields:
-    """The :data:`FieldsOf` of one batch: the events of a transaction come from
-    one scope and actor, so their fields are made once (and shared: read only)."""
-
-    __slots__ = ("fields", "origin")
-
-    def __init__(self) -> None:
-        self.origin: tuple[Any, Any] = (None, _MISSING)
-        self.fields: dict[str, Any] = {}
-
-    def __call__(self, origin: tuple[AuditScope, Any]) -> dict[str, Any]:
-        last = self.origin
-        if origin[0] is not last[0] or origin[1] is not last[1]:
-            self.fields = fields_for(*origin)
-            self.origin = origin
-        return self.fields
+def _build(pending: PendingEvent, fields_of: FieldsOf) -> tuple[str, dict[str, Any]] | None:
+    try:
+        return pending.build(fields_of)
+    except Exception:
+        _diagnostic.exception("could not build a model event")
+        return None
 
 
-class _Built:
-    """A :data:`Builder` of an event built already."""
+def _built(pending: list[PendingEvent]) -> Iterator[tuple[str, dict[str, Any]]]:
+    # The events of a transaction come from one scope and actor: their context
+    # fields are made once (and shared, read only).
+    last: tuple[Any, Any] = (None, _MISSING)
+    fields: dict[str, Any] = {}
+
+    def fields_of(scope: AuditScope, actor: Any) -> dict[str, Any]:
+        nonlocal last, fields
+        if scope is not last[0] or actor is not last[1]:
+            fields = fields_for(scope, actor)
+            last = (scope, actor)
+        return fields
+
+    for item in pending:
+        built = _build(item, fields_of)
+        if built is not None:
+            yield built
+
+
+class _Built(PendingEvent):
+    """A pending event built already."""
 
     __slots__ = ("event", "message")
 
@@ -666,14 +689,14 @@ class _Built:
         self.message = message
         self.event = event
 
-    def __call__(self, fields_of: FieldsOf) -> tuple[str, dict[str, Any]]:
+    def build(self, fields_of: FieldsOf) -> tuple[str, dict[str, Any]]:
         return self.message, self.event
 
 
 class _CommitGroup:
     """Model events registered one after another under the same savepoints.
 
-    Each event has its own ``on_commit`` callback, so Django's rules apply to
+    Each event is its own ``on_commit`` callback, so Django's rules apply to
     each as to any callback (a savepoint rollback discards them, and
     ``captureOnCommitCallbacks`` sees them). Its members share their savepoints
     and nothing else was registered between them, so a rollback discards all of
@@ -683,41 +706,41 @@ class _CommitGroup:
     ``captureOnCommitCallbacks``) emits its own event only.
     """
 
-    __slots__ = ("builders", "connection", "emitted_to", "last", "savepoint_ids")
+    __slots__ = ("connection", "emitted_to", "last", "members", "savepoint_ids")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.savepoint_ids: list[str] = list(connection.savepoint_ids)
-        self.builders: list[Builder | None] = []
-        #: The ``on_commit`` callback of the latest member.
-        self.last: Callable[[], None] | None = None
+        self.members: list[PendingEvent | None] = []
+        #: The latest member (the latest ``on_commit`` callback, if nothing came after).
+        self.last: PendingEvent | None = None
         #: After a commit: the callbacks before this index have nothing left to emit.
         self.emitted_to = 0
 
-    def add(self, build: Builder) -> None:
-        # A partial of a bound method: made and called in C, one Python frame per event.
-        callback = functools.partial(self.run, len(self.builders))
-        self.builders.append(build)
-        self.connection.on_commit(callback, robust=True)
-        self.last = callback
+    def add(self, pending: PendingEvent) -> None:
+        pending.group = self
+        pending.index = len(self.members)
+        self.members.append(pending)
+        self.connection.on_commit(pending, robust=True)
+        self.last = pending
 
     def run(self, index: int) -> None:
         """The ``on_commit`` callback of member ``index`` (never raises)."""
         try:
-            builders = self.builders
+            members = self.members
             if self.connection.in_atomic_block:
                 stop = index + 1
             elif index < self.emitted_to:
                 return  # emitted with the first callback of the group
             else:
-                stop = self.emitted_to = len(builders)
-            pending: list[Builder] = []
+                stop = self.emitted_to = len(members)
+            due: list[PendingEvent] = []
             for i in range(index, stop):
-                build = builders[i]
-                if build is not None:
-                    builders[i] = None
-                    pending.append(build)
-            emit_built(pending)
+                member = members[i]
+                if member is not None:
+                    members[i] = None
+                    due.append(member)
+            emit_pending(due)
         except Exception:
             _diagnostic.exception("could not emit the model events of a transaction")
 

@@ -110,14 +110,19 @@ def emit_many(channel: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None
             return
         targets = direct_handlers(logger, level)
         if targets is not None:
-            items = list(items)
             levelname = logging.getLevelName(level)
             now = time.time()
             stamp = format_timestamp(now)
-            lines = [audit_line(channel, levelname, message, now, event, stamp)
-                     for message, event in items]
-            if items:
-                maker = _RecordMaker(logger, level, *items[0])
+            # Each event becomes its line as it comes: ``items`` may build them
+            # one by one, and only the first is kept (for a failure's record).
+            first: tuple[str, dict[str, Any]] | None = None
+            lines: list[bytes] = []
+            for message, event in items:
+                if first is None:
+                    first = (message, event)
+                lines.append(audit_line(channel, levelname, message, now, event, stamp))
+            if first is not None:
+                maker = _RecordMaker(logger, level, *first)
                 for handler in targets:
                     handler.write_lines(lines, maker)
             return

@@ -92,26 +92,27 @@ def _on_post_save(
             # A full snapshot is a copy of the values now; else take one.
             values = saved if attnames is None and saved is not None else (
                 diff.current_values(info, instance))
-            diff.dispatch_builder(using, _SaveEvent(
+            diff.dispatch_pending(using, _SaveEvent(
                 info, created, instance.pk, values, loaded, attnames,
-                diff.prefetched_m2m(info, instance) if info.m2m else None, capture_actor(),
+                diff.prefetched_m2m(info, instance) if info.m2m else None, *capture_actor(),
             ))
     except Exception:
         _diagnostic.exception("model audit failed in post_save of %s", sender)
 
 
-class _SaveEvent:
-    """Builds the CREATE/UPDATE event of a save from copies taken when it happened.
+class _SaveEvent(diff.PendingEvent):
+    """The CREATE/UPDATE event of a save, built from copies taken when it happened.
 
     A slotted object rather than a closure: one object kept per event until
     commit, not a function and a cell per value (the garbage collector counts them).
     """
 
-    __slots__ = ("attnames", "created", "info", "loaded", "m2m", "origin", "pk", "values")
+    __slots__ = ("actor", "attnames", "created", "info", "loaded", "m2m", "pk", "scope",
+                 "values")
 
     def __init__(self, info: diff.ModelInfo, created: bool, pk: Any, values: dict[str, Any],
                  loaded: Any, attnames: frozenset[str] | None, m2m: dict[str, Any] | None,
-                 origin: tuple[AuditScope, Any]) -> None:
+                 scope: AuditScope, actor: Any) -> None:
         self.info = info
         self.created = created
         self.pk = pk
@@ -120,9 +121,10 @@ class _SaveEvent:
         self.attnames = attnames
         self.m2m = m2m
         #: The scope and actor of the change (the event's context fields are made from them).
-        self.origin = origin
+        self.scope = scope
+        self.actor = actor
 
-    def __call__(self, fields_of: diff.FieldsOf) -> tuple[str, dict[str, Any]] | None:
+    def build(self, fields_of: diff.FieldsOf) -> tuple[str, dict[str, Any]] | None:
         info = self.info
         if self.created:
             event_type = EventType.CREATE
@@ -135,7 +137,7 @@ class _SaveEvent:
                 return None
         event = diff.model_event(info, event_type, self.pk,
                                  diff.values_repr(info, self.values, self.m2m), changes,
-                                 fields_of(self.origin))
+                                 fields_of(self.scope, self.actor))
         return diff.message_for(event_type, info, event["instance_id"]), event
 
 
@@ -146,32 +148,33 @@ def _on_post_delete(
         info = diff.model_info(sender)
         if info is None or not _model_logger.isEnabledFor(AUDIT):
             return
-        diff.dispatch_builder(using, _DeleteEvent(
+        diff.dispatch_pending(using, _DeleteEvent(
             info, instance.pk, diff.current_values(info, instance),
-            diff.prefetched_m2m(info, instance) if info.m2m else None, capture_actor(),
+            diff.prefetched_m2m(info, instance) if info.m2m else None, *capture_actor(),
         ))
     except Exception:
         _diagnostic.exception("model audit failed in post_delete of %s", sender)
 
 
-class _DeleteEvent:
-    """Builds the DELETE event of a row from copies taken when it was deleted."""
+class _DeleteEvent(diff.PendingEvent):
+    """The DELETE event of a row, built from copies taken when it was deleted."""
 
-    __slots__ = ("info", "m2m", "origin", "pk", "values")
+    __slots__ = ("actor", "info", "m2m", "pk", "scope", "values")
 
     def __init__(self, info: diff.ModelInfo, pk: Any, values: dict[str, Any],
-                 m2m: dict[str, Any] | None, origin: tuple[AuditScope, Any]) -> None:
+                 m2m: dict[str, Any] | None, scope: AuditScope, actor: Any) -> None:
         self.info = info
         self.pk = pk
         self.values = values
         self.m2m = m2m
-        self.origin = origin
+        self.scope = scope
+        self.actor = actor
 
-    def __call__(self, fields_of: diff.FieldsOf) -> tuple[str, dict[str, Any]]:
+    def build(self, fields_of: diff.FieldsOf) -> tuple[str, dict[str, Any]]:
         info = self.info
         event = diff.model_event(info, EventType.DELETE, self.pk,
                                  diff.values_repr(info, self.values, self.m2m), None,
-                                 fields_of(self.origin))
+                                 fields_of(self.scope, self.actor))
         return diff.message_for(EventType.DELETE, info, event["instance_id"]), event
 
 
