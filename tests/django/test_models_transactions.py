@@ -10,8 +10,10 @@ import threading
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from activity_audit.context import audit_context
 from activity_audit.schema import MODEL_LOGGER
 from activity_audit.testing import capture_events
 from tests.testapp.models import Clinic, Tag
@@ -131,6 +133,33 @@ def test_events_keep_the_values_of_the_save_not_of_the_commit() -> None:
     ]
     # The DELETE names the row that was deleted, although Django clears the pk after.
     assert events[2]["instance_id"] == events[0]["instance_id"] != "None"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_event_of_a_commit_keeps_the_actor_and_context_of_its_change() -> None:
+    # The fields are made at commit, once per run of events with one scope and actor.
+    alice = User.objects.create(username="alice", email="alice@example.org")
+    with capture_events(MODEL_LOGGER) as events, transaction.atomic():
+        with audit_context(actor=alice, job="a"):
+            Clinic.objects.create(name="1")
+            Clinic.objects.create(name="2")
+        with audit_context(actor="cron", job="b"):
+            Clinic.objects.create(name="3")
+        Clinic.objects.create(name="4")
+        with audit_context(actor=alice, job="a"):
+            Clinic.objects.create(name="5")
+        assert events == []
+    assert [(e["instance_repr"]["name"], e["user_id"], e["user_info"], e["extra"])
+            for e in events] == [
+        ("1", str(alice.pk), {"email": "alice@example.org", "first_name": "",
+                              "last_name": ""}, {"job": "a"}),
+        ("2", str(alice.pk), {"email": "alice@example.org", "first_name": "",
+                              "last_name": ""}, {"job": "a"}),
+        ("3", "cron", {}, {"job": "b"}),
+        ("4", None, {}, {}),
+        ("5", str(alice.pk), {"email": "alice@example.org", "first_name": "",
+                              "last_name": ""}, {"job": "a"}),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
