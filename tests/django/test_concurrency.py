@@ -87,7 +87,12 @@ SERVER = textwrap.dedent("""
             def log_message(self, *args):
                 pass
 
-        server = ThreadedWSGIServer(("127.0.0.1", 0), Quiet)
+        class Server(ThreadedWSGIServer):
+            # Django's listen backlog is 10: 32 clients connecting at once can
+            # overflow it and the kernel resets a connection (seen in CI).
+            request_queue_size = 128
+
+        server = Server(("127.0.0.1", 0), Quiet)
         server.set_app(get_wsgi_application())
         signal.signal(signal.SIGTERM,
                       lambda *a: threading.Thread(target=server.shutdown).start())
