@@ -13,13 +13,15 @@ Each HTTP exchange -- so each redirect hop -- emits one event, like
 A transport cannot know whether the caller streams, so the response body is
 observed as the caller reads it, never read by auditing: the event is emitted
 when the response is closed, with the body when it was read to the end, else
-as ``streaming``. A response that is never closed emits no event.
+as ``streaming``. A response that is never closed emits its event when it is
+garbage-collected (or at interpreter exit), its body marked ``unclosed``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
@@ -132,12 +134,14 @@ class _Exchange:
         "ended",
         "error",
         "request_repr",
-        "response",
+        "response_headers",
         "secrets",
         "service_name",
         "settings",
         "size",
         "started",
+        "status_code",
+        "unclosed",
     )
 
     def __init__(
@@ -158,7 +162,11 @@ class _Exchange:
             "headers": headers_repr(request.headers, redactor),
             "body": _request_body(request, settings),
         }
-        self.response: httpx.Response | None = None
+        # What the event needs of the response, not the response: a finalizer holds
+        # the exchange, and must not keep the response (or its stream) alive.
+        self.status_code: int | None = None
+        self.response_headers: httpx.Headers | None = None
+        self.unclosed = False
         self.captured: list[bytes] = []
         self.captured_size = 0
         self.size = 0
@@ -185,11 +193,17 @@ class _Exchange:
         else:
             self.complete = True
 
-    def _response_body(self, response: httpx.Response) -> Any:
-        headers = response.headers
+    def received(self, response: httpx.Response) -> None:
+        self.status_code = response.status_code
+        self.response_headers = response.headers
+
+    def _response_body(self, headers: httpx.Headers) -> Any:
         ctype = headers.get("Content-Type")
         if not self.complete:
-            return {**streaming_body(headers), "bytes_read": self.size}
+            body = {**streaming_body(headers), "bytes_read": self.size}
+            if self.unclosed:
+                body["unclosed"] = True
+            return body
         data = b"".join(self.captured)
         max_bytes = self.settings.max_body_bytes
         encoding = headers.get("Content-Encoding", "").strip().lower()
@@ -211,11 +225,12 @@ class _Exchange:
                 self.end(error)
             ended = self.ended if self.ended is not None else time.perf_counter()
             response_repr: dict[str, Any] | None = None
-            if self.response is not None:
+            headers = self.response_headers
+            if headers is not None:
                 response_repr = {
-                    "status_code": self.response.status_code,
-                    "headers": headers_repr(self.response.headers, self.settings.redactor),
-                    "body": self._response_body(self.response) if self.error is None else None,
+                    "status_code": self.status_code,
+                    "headers": headers_repr(headers, self.settings.redactor),
+                    "body": self._response_body(headers) if self.error is None else None,
                 }
             message = (
                 error_message(self.error, self.secrets) if self.error is not None else None
@@ -224,6 +239,18 @@ class _Exchange:
                                response_repr, message, ended - self.started))
         except Exception:
             _diagnostic.exception("could not record outbound HTTP call to %s", self.service_name)
+
+    def abandon(self) -> None:
+        """The response was garbage-collected (or the interpreter exits) unclosed."""
+        if not self.done:
+            self.unclosed = True
+            self.finish()
+
+
+def _watch(stream: Any, exchange: _Exchange) -> Any:
+    """``stream``, whose exchange is finished if it is dropped without being closed."""
+    weakref.finalize(stream, exchange.abandon)
+    return stream
 
 
 def _begin(
@@ -330,11 +357,11 @@ class AuditTransport(httpx.BaseTransport):
             raise
         if exchange is None:
             return response
-        exchange.response = response
+        exchange.received(response)
         if not isinstance(response.stream, httpx.SyncByteStream):
             exchange.finish()
             return response
-        return _rewrap(response, _AuditedStream(response.stream, exchange))
+        return _rewrap(response, _watch(_AuditedStream(response.stream, exchange), exchange))
 
     def close(self) -> None:
         self.transport.close()
@@ -374,11 +401,11 @@ class AsyncAuditTransport(httpx.AsyncBaseTransport):
             raise
         if exchange is None:
             return response
-        exchange.response = response
+        exchange.received(response)
         if not isinstance(response.stream, httpx.AsyncByteStream):
             exchange.finish()
             return response
-        return _rewrap(response, _AsyncAuditedStream(response.stream, exchange))
+        return _rewrap(response, _watch(_AsyncAuditedStream(response.stream, exchange), exchange))
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -6,8 +6,13 @@ and through ``httpx.AsyncClient(transport=AsyncAuditTransport(...))``.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import gzip
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -249,6 +254,74 @@ async def test_streamed_response_not_consumed(server: HTTPServer) -> None:
         "content_type": "text/plain", "size": len(payload), "truncated": True,
         "text": payload[: 64 * 1024].decode(),
     }
+
+
+async def test_unclosed_response_emits_when_collected(mode: str, server: HTTPServer) -> None:
+    payload = b"0123456789" * 30_000
+    server.expect_request("/u").respond_with_data(payload, content_type="text/plain")
+    with capture_events(REQUEST_LOGGER) as events, bind(request_id="rid-u"):
+        if mode == "sync":
+            client = httpx.Client(transport=AuditTransport("svc"))
+            response = client.send(client.build_request("GET", server.url_for("/u")), stream=True)
+            next(response.iter_raw(100))
+        else:
+            aclient = httpx.AsyncClient(transport=AsyncAuditTransport("svc"))
+            response = await aclient.send(aclient.build_request("GET", server.url_for("/u")),
+                                          stream=True)
+            await response.aiter_raw(100).__anext__()
+        assert response.status_code == 200
+        assert events == []
+        # Dropped without close(): the exchange is still recorded, once.
+        del response
+        # The event loop closes the abandoned async reading generators first.
+        for _ in range(100):
+            gc.collect()
+            if events:
+                break
+            await asyncio.sleep(0.01)
+        assert len(events) == 1
+        gc.collect()
+    assert len(events) == 1
+    (event,) = events
+    assert event["request_id"] == "rid-u"
+    assert event["response_repr"]["status_code"] == 200
+    body = event["response_repr"]["body"]
+    assert body["streaming"] is True
+    assert body["unclosed"] is True
+    assert 0 < body["bytes_read"] < len(payload)
+    if mode == "sync":
+        client.close()
+    else:
+        await aclient.aclose()
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import logging.config, sys, httpx
+    from activity_audit import get_api_file_handler
+    from activity_audit.httpx_client import AuditTransport
+    logging.config.dictConfig({
+        "version": 1, "disable_existing_loggers": False,
+        "handlers": {"api": get_api_file_handler(log_dir=sys.argv[2])},
+        "loggers": {"audit.request": {"handlers": ["api"], "level": "API"}},
+    })
+    client = httpx.Client(transport=AuditTransport("svc"))
+    response = client.send(client.build_request("GET", sys.argv[1]), stream=True)
+    next(response.iter_raw(100))
+    print(response.status_code)
+    # Exits holding the response, never closed.
+""")
+
+
+async def test_unclosed_response_emits_at_exit(server: HTTPServer, tmp_path: Path) -> None:
+    server.expect_request("/x").respond_with_data(b"0123456789" * 30_000)
+    script = tmp_path / "unclosed.py"
+    script.write_text(EXIT_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), server.url_for("/x"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "200", "")
+    (line,) = read_lines(tmp_path / "api.log")
+    assert line["response_repr"]["body"]["unclosed"] is True
+    assert line["request_type"] == "external"
 
 
 async def test_disabled_emits_nothing(mode: str, server: HTTPServer) -> None:
