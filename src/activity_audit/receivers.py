@@ -335,6 +335,7 @@ def connect() -> None:
     """
     _install_loading_hooks()
     bulk.install()
+    reads.install()
     add_scope_end_hook(reads.flush)
     setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid=_UID)
     reconnect()

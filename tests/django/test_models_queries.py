@@ -122,6 +122,25 @@ def test_load_adds_no_query(
         )
 
 
+def test_values_reads_add_no_query(
+    django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    Patient.objects.bulk_create([Patient(name=f"P{i}") for i in range(5)])
+
+    def make() -> Callable[[], Any]:
+        def read_values() -> None:
+            # Outside a scope: a READ event per evaluation, so the test sees one.
+            assert len(list(Patient.objects.values("id", "name"))) == 5
+            assert len(list(Patient.objects.values_list("ssn", flat=True))) == 5
+
+        return read_values
+
+    with override_settings(AUDIT_READ_MODELS=["testapp.Patient"]):
+        assert_same_queries_audited(
+            django_assert_num_queries, django_capture_on_commit_callbacks, make, "READ"
+        )
+
+
 def test_bulk_create_adds_no_query(
     django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -103,10 +103,54 @@ def test_outside_any_context_one_read_per_instance(patients: list[Patient]) -> N
     assert reads(events)[0]["message"] == f"READ event for Patient (id: {patients[0].pk})"
 
 
-def test_values_queries_are_not_reads(patients: list[Patient]) -> None:
+@pytest.mark.parametrize(
+    ("fetch", "with_ids"),
+    [
+        (lambda qs: list(qs.values()), True),
+        (lambda qs: list(qs.values("pk", "name")), True),
+        (lambda qs: list(qs.values("name", "id")), True),
+        (lambda qs: list(qs.values("name")), False),
+        (lambda qs: list(qs.values_list()), True),
+        (lambda qs: list(qs.values_list("name", "pk")), True),
+        (lambda qs: list(qs.values_list("name", "id", named=True)), True),
+        (lambda qs: list(qs.values_list("id", flat=True)), True),
+        (lambda qs: list(qs.values_list("name", flat=True)), False),
+        (lambda qs: list(qs.values_list("name").iterator()), False),
+        (lambda qs: list(qs.values("id").iterator(chunk_size=2)), True),
+    ],
+    ids=["values", "values-pk", "values-id", "values-name", "list", "list-pk", "named",
+         "flat-id", "flat-name", "iterator", "iterator-chunks"],
+)
+def test_values_rows_are_reads(patients: list[Patient], fetch: Any, with_ids: bool) -> None:
     with capture_events(MODEL_LOGGER) as events, audit_context(actor="job"):
-        list(Patient.objects.values_list("name", flat=True))
-    assert reads(events) == []
+        rows = fetch(Patient.objects.order_by("name"))
+        fetch(Clinic.objects.all())  # not a READ model
+        assert reads(events) == []
+    assert len(rows) == 3
+    [event] = reads(events)
+    assert event["count"] == 3
+    assert event["instance_ids"] == ([str(p.pk) for p in patients] if with_ids else [])
+    assert event["ids_total"] == (3 if with_ids else 0)
+
+
+def test_values_rows_join_the_scope_tally_of_instances(patients: list[Patient]) -> None:
+    with capture_events(MODEL_LOGGER) as events, audit_context(actor="job"):
+        Patient.objects.get(pk=patients[2].pk)
+        list(Patient.objects.order_by("name").values_list("pk", flat=True))
+    [event] = reads(events)
+    assert event["count"] == 4
+    assert event["instance_ids"] == [str(patients[2].pk), str(patients[0].pk),
+                                     str(patients[1].pk)]
+
+
+def test_values_outside_any_context_one_read_per_evaluation(patients: list[Patient]) -> None:
+    with capture_events(MODEL_LOGGER) as events:
+        names = Patient.objects.order_by("name").values_list("name", "id")
+        first = next(iter(names.iterator()))  # stopped early: one row read
+        list(names)
+    assert first[0] == "P0"
+    assert [(e["count"], e["ids_total"]) for e in reads(events)] == [(1, 1), (3, 3)]
+    assert reads(events)[1]["message"] == "READ event for Patient (3 ids)"
 
 
 def test_not_read_audited_by_default(patients: list[Patient]) -> None:
