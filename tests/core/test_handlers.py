@@ -175,6 +175,62 @@ def test_file_deleted_under_the_writer_is_recreated(tmp_path: Path,
     assert handler.reported == []
 
 
+def ids_in(path: Path) -> list[str]:
+    """The ids in this one file (``read_lines`` reads its rotated files too)."""
+    return [json.loads(line)["instance_id"] for line in path.read_bytes().splitlines()]
+
+
+def test_settled_directory_still_sees_every_change_of_the_file(
+        tmp_path: Path, handlers: list[logging.Handler]) -> None:
+    # Writers ask the directory, not the file, once it has not changed for a second:
+    # removal, an outside rename (logrotate) and another writer's rotation are still seen.
+    path = tmp_path / "audit.log"
+    writer = CountingFileHandler(path)
+    rotator = CountingFileHandler(path, maxBytes=1, backupCount=3)
+    handlers += [writer, rotator]
+    writer.handle(record(1))
+    time.sleep(1.1)
+    writer.handle(record(2))
+    assert writer._file.settled_directory is not None  # the cheap check is the one in use
+    path.unlink()
+    writer.handle(record(3))
+    assert ids_in(path) == ["3"]
+    time.sleep(1.1)
+    writer.handle(record(4))
+    assert writer._file.settled_directory is not None
+    path.rename(tmp_path / "audit.log.outside")
+    writer.handle(record(5))
+    assert ids_in(path) == ["5"]
+    time.sleep(1.1)
+    writer.handle(record(6))
+    assert writer._file.settled_directory is not None
+    rotator.handle(record(7))  # past its limit: rotates the shared file
+    writer.handle(record(8))
+    assert ids_in(path) == ["8"]
+    assert ids_in(tmp_path / "audit.log.1") == ["5", "6", "7"]
+    assert writer.reported == rotator.reported == []
+
+
+def test_symlinked_log_file_is_always_asked(tmp_path: Path,
+                                            handlers: list[logging.Handler]) -> None:
+    # A symlink's target changes in a directory the writer does not watch.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "logs" / "audit.log"
+    path.symlink_to(elsewhere / "real.log")
+    handler = CountingFileHandler(path)
+    handlers.append(handler)
+    handler.handle(record(1))
+    time.sleep(1.1)
+    handler.handle(record(2))
+    assert handler._file.settled_directory is None
+    (elsewhere / "real.log").rename(elsewhere / "real.log.1")
+    handler.handle(record(3))
+    assert ids_in(elsewhere / "real.log") == ["3"]
+    assert ids_in(elsewhere / "real.log.1") == ["1", "2"]
+
+
 def test_uncreatable_directory_reports_once_and_resumes_losslessly(
         tmp_path: Path, handlers: list[logging.Handler]) -> None:
     blocker = tmp_path / "logs"
