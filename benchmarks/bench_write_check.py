@@ -20,9 +20,13 @@ to costs far more than the same ``stat`` measured alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import io
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import machine_description, migrate_own_database  # noqa: E402
 
 VARIANTS = ("off", "file", "directory", "bare")
 
@@ -44,7 +50,6 @@ def worker(rounds: int, saves: int) -> dict[str, list[float]]:
     from tests.testapp.models import Clinic, Patient
 
     from activity_audit import handlers, receivers
-    from benchmarks.harness import migrate_own_database
 
     migrate_own_database()
     Patient.objects.all().delete()
@@ -96,12 +101,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--saves", type=int, default=50)
     args = parser.parse_args(argv)
-    import json
-    import subprocess
-
-    from benchmarks.harness import machine_description
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     print(f"Write check in autocommit creates, {dt.date.today()}, {machine_description()}\n")
     for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
         with tempfile.TemporaryDirectory(prefix="audit-bench-") as scratch:
@@ -125,10 +124,6 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        import contextlib
-        import io
-        import json
-
         with contextlib.redirect_stdout(io.StringIO()):
             result = worker(int(sys.argv[2]), int(sys.argv[3]))
         print(json.dumps(result))

@@ -92,14 +92,13 @@ def _pk_of_row(iterable: BaseIterable[Any], info: ModelInfo) -> Callable[[Any], 
     queryset = iterable.queryset
     query = queryset.query
     pk = info.model._meta.pk
+    pk_names = ("pk", pk.name, pk.attname)
     names: tuple[str, ...] = tuple(getattr(queryset, "_fields", None) or ())
     if isinstance(iterable, ValuesIterable):
-        keys = names or (pk.attname,)
-        key = next((k for k in keys if k in ("pk", pk.name, pk.attname)), None)
+        key = next((k for k in names or (pk.attname,) if k in pk_names), None)
         return None if key is None else lambda row: row.get(key)
     if names:
-        position = next(
-            (i for i, k in enumerate(names) if k in ("pk", pk.name, pk.attname)), None)
+        position = next((i for i, k in enumerate(names) if k in pk_names), None)
     elif not query.extra_select:
         # No fields named: the model's concrete fields, in order, then any annotations.
         position = info.all_attnames.index(pk.attname)
