@@ -1,13 +1,15 @@
 """ORM cost of model auditing: the same project with auditing on versus off.
 
 Run:  python benchmarks/bench_models.py [--db sqlite|postgres|both] [--reps 5] [--rounds 7]
+            [--variants off,on,async]
 
 Each repetition starts one worker process per variant, each on its own
 database, and times every case round by round with the variants taking turns
 (off on, on off, ...); a repetition's figure is the median of its rounds, and
 the variants are paired per repetition (see ``benchmarks/harness.py``). With
 auditing on, every event goes through the published LOGGING setup to real
-files. The workers also count queries per case; the run fails if they differ.
+files; ``async`` is the same with the ``get_async_*`` handlers. The workers
+also count queries per case; the run fails if they differ.
 """
 
 from __future__ import annotations

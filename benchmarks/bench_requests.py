@@ -83,7 +83,9 @@ def cases() -> dict[str, Case]:
 
 def worker_env(variant: str, db: str, scratch: str) -> dict[str, str]:
     """The environment of a worker of ``variant``: both variants audit models; only
-    the middleware differs."""
+    the middleware differs (``--variants`` takes only ``off`` and ``on`` here)."""
+    if variant not in ("off", "on"):
+        raise SystemExit(f"bench_requests: unknown variant {variant!r} (off, on)")
     return {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant, "BENCH_SLOT": variant,
             "BENCH_DB": db, "BENCH_DIR": scratch}
 

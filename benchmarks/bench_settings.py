@@ -2,7 +2,8 @@
 
 Environment:
     BENCH_VARIANT  "on" (activity_audit installed, published LOGGING writing real
-                   files) or "off" (the same project without the app)
+                   files), "async" (installed, the same LOGGING with the
+                   get_async_* handlers) or "off" (the same project without the app)
     BENCH_DB       "sqlite" (a file database) or "postgres"
     BENCH_DIR      scratch directory for the SQLite file and the log files
     BENCH_SLOT     which database of its own this process uses (default: the
@@ -43,7 +44,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
-if VARIANT == "on":
+if VARIANT in ("on", "async"):
     INSTALLED_APPS.append("activity_audit")
     MIDDLEWARE.append("activity_audit.middleware.AuditLoggingMiddleware")
 
@@ -68,6 +69,10 @@ else:
 
 AUDIT_SERVICE_NAME = "bench"
 _LOG_DIR = os.path.join(BENCH_DIR, "logs")
+if VARIANT == "async":
+    _api_handler, _audit_handler = get_async_api_handler, get_async_audit_handler  # noqa: F405
+else:
+    _api_handler, _audit_handler = get_api_file_handler, get_audit_handler  # noqa: F405
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -75,8 +80,8 @@ LOGGING = {
     "handlers": {
         "console": {"level": "WARNING", "class": "logging.StreamHandler", "formatter": "verbose"},
         "file": get_json_handler(level="INFO", formatter="json", log_dir=_LOG_DIR),  # noqa: F405
-        "api_file": get_api_file_handler(log_dir=_LOG_DIR),  # noqa: F405
-        "audit_file": get_audit_handler(log_dir=_LOG_DIR),  # noqa: F405
+        "api_file": _api_handler(log_dir=_LOG_DIR),
+        "audit_file": _audit_handler(log_dir=_LOG_DIR),
     },
     "root": {"level": "INFO", "handlers": ["console", "file"]},
     "loggers": {

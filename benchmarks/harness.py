@@ -308,7 +308,11 @@ def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--variants", default="off,on",
+                        help="comma-separated, baseline first: off, on (the published "
+                             "synchronous handlers), async (the get_async_* handlers)")
     args = parser.parse_args(argv)
+    variants = tuple(args.variants.split(","))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.bench_settings")
     root = str(Path(script).resolve().parent.parent)
     print(f"{title}, {dt.date.today()}, {machine_description()}\n")
@@ -318,13 +322,13 @@ def django_ab_main(script: str, argv: Sequence[str], *, title: str, unit: str) -
             def command(variant: str, db: str = db, scratch: str = scratch) -> list[str]:
                 return [sys.executable, script, "--worker", variant, db, scratch]
 
-            results, counts = run_lockstep(command, variants=("off", "on"), reps=args.reps,
+            results, counts = run_lockstep(command, variants=variants, reps=args.reps,
                                            rounds=args.rounds, cwd=root)
-            print(markdown_table(summarize(results, baseline="off"),
+            print(markdown_table(summarize(results, baseline=variants[0]),
                                  title=f"{db}: {unit}"))
-            same = counts["off"] == counts["on"]
-            print(f"\nqueries per case: {json.dumps(counts['on'])}; "
-                  f"identical with auditing on and off: {same}\n")
+            same = all(counts[v] == counts[variants[0]] for v in variants)
+            print(f"\nqueries per case: {json.dumps(counts[variants[-1]])}; "
+                  f"identical in every variant ({', '.join(variants)}): {same}\n")
             if not same:
                 print(json.dumps(counts, indent=1))
                 status = 1

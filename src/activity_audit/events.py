@@ -82,7 +82,7 @@ def emit(channel: str, message: str, event: dict[str, Any]) -> None:
             line = [audit_line(channel, logging.getLevelName(level), message, time.time(), event)]
             maker = _RecordMaker(logger, level, message, event)
             for handler in targets:
-                handler.write_lines(line, maker)
+                handler.write_lines(line, maker, level)
             return
         record = _make_record(logger, level, message)
         record.__dict__.update(event)
@@ -124,7 +124,7 @@ def emit_many(channel: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None
             if first is not None:
                 maker = _RecordMaker(logger, level, *first)
                 for handler in targets:
-                    handler.write_lines(lines, maker)
+                    handler.write_lines(lines, maker, level)
             return
         copyable = (
             logging.getLogRecordFactory() is logging.LogRecord

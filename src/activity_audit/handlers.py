@@ -87,6 +87,23 @@ def _record_of(source: RecordSource) -> logging.LogRecord:
     return source if isinstance(source, logging.LogRecord) else source()
 
 
+class _Lines:
+    """Lines formatted already, queued for the writer instead of a record.
+
+    What :meth:`AuditQueueHandler.write_lines` enqueues for
+    :func:`direct_handlers`: no record is built on the caller's thread unless a
+    failure must be reported (``source`` builds it).
+    """
+
+    __slots__ = ("levelno", "lines", "size", "source")
+
+    def __init__(self, lines: list[bytes], source: RecordSource, levelno: int) -> None:
+        self.lines = lines
+        self.source = source
+        self.levelno = levelno
+        self.size = sum(map(len, lines))
+
+
 class _Coalescing(threading.local):
     #: While :func:`coalesced_writes` is open: handler -> (lines, first record).
     held: dict[_LineHandler, tuple[list[bytes], RecordSource]] | None = None
@@ -207,11 +224,13 @@ class _LineHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def write_lines(self, lines: list[bytes], record: RecordSource) -> None:
+    def write_lines(self, lines: list[bytes], record: RecordSource,
+                    levelno: int = logging.NOTSET) -> None:
         """Write lines formatted already, as :meth:`handle` writes a record's line.
 
         For :func:`direct_handlers`: ``record`` builds the record that a failure
-        is reported with (:meth:`handleError`) only when there is one.
+        is reported with (:meth:`handleError`) only when there is one;
+        ``levelno`` is the lines' level (checked already).
         """
         with self._rlock:
             try:
@@ -232,11 +251,19 @@ class _LineHandler(logging.Handler):
             return
         self._deliver(lines, True)
 
-    def handle_batch(self, records: Sequence[logging.LogRecord]) -> None:
+    def handle_batch(self, records: Sequence[logging.LogRecord | _Lines]) -> None:
         """Write ``records`` (level and filters applied) in as few writes as possible."""
         lines: list[bytes] = []
-        first: logging.LogRecord | None = None
+        first: RecordSource | None = None
         for record in records:
+            if isinstance(record, _Lines):
+                # Queued by direct_handlers(), which checked the filters.
+                if record.levelno < self.level:
+                    continue
+                if first is None:
+                    first = record.source
+                lines.extend(record.lines)
+                continue
             if record.levelno < self.level or not self.filter(record):
                 continue
             if first is None:
@@ -251,7 +278,7 @@ class _LineHandler(logging.Handler):
             try:
                 self._deliver(lines, True)
             except Exception:
-                self.handleError(first)
+                self.handleError(_record_of(first))
 
     def tick(self) -> None:
         """Periodic work: an idle chain's checkpoint, a retry of lines kept after a failure."""
@@ -832,16 +859,29 @@ class AuditStreamHandler(_LineHandler):
 _DIRECT_TYPES: Final = frozenset({AuditFileHandler, AuditStreamHandler})
 
 
-def direct_handlers(logger: logging.Logger, level: int) -> list[_LineHandler] | None:
+def _takes_lines(handlers: Iterable[logging.Handler]) -> bool:
+    """Whether every one of ``handlers`` is a file or stream handler of ours, unfiltered, UTF-8."""
+    return all(
+        type(handler) in _DIRECT_TYPES
+        and not handler.filters
+        and handler._utf8  # type: ignore[attr-defined]
+        for handler in handlers
+    )
+
+
+def direct_handlers(logger: logging.Logger,
+                    level: int) -> list[_LineHandler | AuditQueueHandler] | None:
     """``logger``'s handlers, when handing them lines instead of records changes nothing.
 
     That is when the logger is a plain :class:`logging.Logger` with no filter
     that does not propagate to handlers, the record factory is the stdlib's,
     and every handler is a file or stream handler of this module (not a
     subclass) with no filter, formatting with a plain :class:`AuditFormatter`
-    in UTF-8: no one could see the record, and the line
-    (:func:`~activity_audit.formatters.audit_line`) is the one each handler
-    would format. The caller made sure the logger is enabled for ``level``.
+    in UTF-8 -- or an :class:`AuditQueueHandler` with no filter and a plain
+    :class:`AuditFormatter` whose :class:`AuditQueueListener` writes only to
+    such handlers (the ``get_async_*`` helpers): no one could see the record,
+    and the line (:func:`~activity_audit.formatters.audit_line`) is the one
+    each handler would format. The caller made sure the logger is enabled for ``level``.
     Anything else (``assertLogs``, a filter, another handler, a custom record
     factory) returns None: records go through the logging system as usual.
     """
@@ -855,12 +895,18 @@ def direct_handlers(logger: logging.Logger, level: int) -> list[_LineHandler] | 
     if not handlers:
         return None
     for handler in handlers:
-        if (
-            type(handler) not in _DIRECT_TYPES
-            or handler.filters
-            or type(handler.formatter) is not AuditFormatter
-            or not handler._utf8  # type: ignore[attr-defined]
-        ):
+        if type(handler) is AuditQueueHandler:
+            # Its line is formatted here by its formatter; the writer's handlers
+            # take it as it is when they are ours and unfiltered.
+            listener = handler.listener
+            if (
+                handler.filters
+                or type(handler.formatter) is not AuditFormatter
+                or not isinstance(listener, AuditQueueListener)
+                or not _takes_lines(listener.handlers)
+            ):
+                return None
+        elif not _takes_lines((handler,)) or type(handler.formatter) is not AuditFormatter:
             return None
     if logger.propagate:
         parent = logger.parent
@@ -928,7 +974,7 @@ class AuditQueueListener(logging.handlers.QueueListener):
             except queue.Empty:
                 self._tick()
                 continue
-            batch: list[logging.LogRecord] = []
+            batch: list[logging.LogRecord | _Lines] = []
             stop = first is sentinel
             if not stop and q.qsize() < _MAX_BATCH_RECORDS:
                 # Let a batch gather: one wake-up and one write() per many lines
@@ -946,7 +992,8 @@ class AuditQueueListener(logging.handlers.QueueListener):
                         stop = True
                         break
                     batch.append(item)
-                    size += len(item.__dict__.get(LINE_ATTR) or "")
+                    size += (item.size if type(item) is _Lines
+                             else len(item.__dict__.get(LINE_ATTR) or ""))
             taken = len(batch) + (1 if stop else 0)
             with contextlib.suppress(Exception):
                 # Each handler reported its failure through handleError already.
@@ -957,7 +1004,7 @@ class AuditQueueListener(logging.handlers.QueueListener):
             if stop:
                 break
 
-    def _handle_batch(self, batch: list[logging.LogRecord]) -> None:
+    def _handle_batch(self, batch: list[logging.LogRecord | _Lines]) -> None:
         source = self.source
         if source is not None and source.unreported_drops:
             drops = source.take_unreported_drops()
@@ -974,7 +1021,8 @@ class AuditQueueListener(logging.handlers.QueueListener):
                 continue
             for record in batch:
                 if not self.respect_handler_level or record.levelno >= handler.level:
-                    handler.handle(record)
+                    handler.handle(_record_of(record.source) if isinstance(record, _Lines)
+                                   else record)
 
     def _tick(self) -> None:
         for handler in self.handlers:
@@ -1031,7 +1079,7 @@ class AuditQueueHandler(logging.handlers.QueueHandler):
         prepared.__dict__ = attrs
         return prepared
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def enqueue(self, record: logging.LogRecord | _Lines) -> None:
         listener = self.listener
         if listener is not None and not _alive(listener):
             if getattr(listener, "needs_start", False):
@@ -1060,10 +1108,28 @@ class AuditQueueHandler(logging.handlers.QueueHandler):
                     self._write_through(listener, record)
                     return
 
+    def write_lines(self, lines: list[bytes], record: RecordSource,
+                    levelno: int = logging.NOTSET) -> None:
+        """Queue lines formatted already: :func:`direct_handlers`' path, no record built.
+
+        ``levelno``, the lines' level, is what the writer's handlers are checked with.
+        """
+        try:
+            self.enqueue(_Lines(lines, record, levelno))
+        except Exception:
+            self.handleError(_record_of(record))
+
     def _write_through(self, listener: logging.handlers.QueueListener,
-                       record: logging.LogRecord) -> None:
+                       record: logging.LogRecord | _Lines) -> None:
         for handler in listener.handlers:
-            if record.levelno >= handler.level:
+            if record.levelno < handler.level:
+                continue
+            if isinstance(record, _Lines):
+                if isinstance(handler, _LineHandler):
+                    handler.write_lines(record.lines, record.source)
+                else:
+                    handler.handle(_record_of(record.source))
+            else:
                 handler.handle(record)
 
     def take_unreported_drops(self) -> int:
@@ -1086,7 +1152,9 @@ class AuditQueueHandler(logging.handlers.QueueHandler):
         listener = self.listener
         try:
             if listener is not None:
-                listener.stop()
+                # A stdlib listener (dictConfig's "listener" on 3.12+) fails to stop twice.
+                if getattr(listener, "_thread", None) is not None:
+                    listener.stop()
                 for handler in listener.handlers:
                     handler.close()
         finally:

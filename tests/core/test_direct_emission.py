@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -22,10 +24,13 @@ import pytest
 from activity_audit import events
 from activity_audit.formatters import AuditFormatter, JSONFormatter
 from activity_audit.handlers import (
+    LINE_ATTR,
     AuditFileHandler,
+    AuditQueueHandler,
     AuditStreamHandler,
     coalesced_writes,
     direct_handlers,
+    make_async,
 )
 from activity_audit.schema import CHANNEL_LEVELS, LOGIN_LOGGER, MODEL_LOGGER, REQUEST_LOGGER
 
@@ -279,3 +284,162 @@ def test_failure_is_reported_once_with_the_event_record_and_loses_nothing(
     assert [line["message"] for line in lines_of(blocker / "audit.log")] == expected
     assert [line["message"] for line in lines_of(tmp_path / "ok.log")] == expected
     assert len(reported) == 1
+
+
+# -- behind the queue (get_async_* handlers) ------------------------------------------------
+
+
+def _queued(target: logging.Handler) -> AuditQueueHandler:
+    return make_async(target)
+
+
+@pytest.mark.parametrize("name", list(EVENTS))
+def test_queue_takes_the_line_the_formatter_makes(
+        tmp_path: Path, channel: Callable[[str], logging.Logger], name: str) -> None:
+    logger = channel(name)
+    direct, recorded = tmp_path / "direct.log", tmp_path / "recorded.log"
+    queued = _queued(AuditFileHandler(direct))
+    logger.addHandler(queued)
+    assert direct_handlers(logger, CHANNEL_LEVELS[name]) == [queued]
+    events.emit(name, "the message", EVENTS[name])
+    events.emit_many(name, [("one", EVENTS[name]), ("two", EVENTS[name])])
+    queued.close()
+    logger.handlers = [_queued(Recorder(recorded))]
+    assert direct_handlers(logger, CHANNEL_LEVELS[name]) is None
+    events.emit(name, "the message", EVENTS[name])
+    events.emit_many(name, [("one", EVENTS[name]), ("two", EVENTS[name])])
+    logger.handlers[0].close()
+
+    one, other = lines_of(direct), lines_of(recorded)
+    assert [line["message"] for line in one] == ["the message", "one", "two"]
+    for line in (*one, *other):
+        assert line.pop("timestamp")
+    assert [list(line) for line in one] == [list(line) for line in other]
+    assert one == other
+
+
+def _queue_filter(queued: AuditQueueHandler, target: AuditFileHandler, seen: Counted) -> None:
+    queued.addFilter(seen)
+
+
+def _target_filter(queued: AuditQueueHandler, target: AuditFileHandler, seen: Counted) -> None:
+    target.addFilter(seen)
+
+
+def _queue_formatter(queued: AuditQueueHandler, target: AuditFileHandler,
+                     seen: Counted) -> None:
+    class Seeing(AuditFormatter):
+        def format_event(self, record: logging.LogRecord) -> dict[str, Any]:
+            seen.filter(record)
+            return super().format_event(record)
+
+    queued.setFormatter(Seeing())
+
+
+def _another_target(queued: AuditQueueHandler, target: AuditFileHandler, seen: Counted) -> None:
+    other = logging.StreamHandler(io.StringIO())
+    other.addFilter(seen)
+    assert queued.listener is not None
+    queued.listener.handlers = (*queued.listener.handlers, other)
+
+
+@pytest.mark.parametrize("change", [_queue_filter, _target_filter, _queue_formatter,
+                                    _another_target])
+def test_anything_behind_the_queue_that_could_see_the_record_gets_it(
+        tmp_path: Path, channel: Callable[[str], logging.Logger],
+        change: Callable[[AuditQueueHandler, AuditFileHandler, Counted], None]) -> None:
+    logger = channel(MODEL_LOGGER)
+    target = AuditFileHandler(tmp_path / "audit.log")
+    queued = _queued(target)
+    logger.addHandler(queued)
+    seen = Counted()
+    change(queued, target, seen)
+    assert direct_handlers(logger, CHANNEL_LEVELS[MODEL_LOGGER]) is None
+    events.emit(MODEL_LOGGER, "seen", EVENTS[MODEL_LOGGER])
+    events.emit_many(MODEL_LOGGER, [("seen too", EVENTS[MODEL_LOGGER])])
+    queued.close()
+    # Behind the queue a record's message is its line (as with the stdlib's QueueHandler).
+    assert [json.loads(r.__dict__.get(LINE_ATTR) or "{}").get("message", r.getMessage())
+            for r in seen.seen] == ["seen", "seen too"]
+    assert all(r.__dict__["model"] == "Patient" for r in seen.seen)
+
+
+def test_queued_lines_respect_the_writers_levels(
+        tmp_path: Path, channel: Callable[[str], logging.Logger]) -> None:
+    logger = channel(MODEL_LOGGER)
+    quiet, loud = io.StringIO(), io.StringIO()
+    queued = make_async(AuditStreamHandler(quiet, level=logging.ERROR))
+    listener = queued.listener
+    assert listener is not None
+    listener.handlers = (*listener.handlers, AuditStreamHandler(loud))
+    logger.addHandler(queued)
+    assert direct_handlers(logger, CHANNEL_LEVELS[MODEL_LOGGER]) == [queued]
+    events.emit(MODEL_LOGGER, "m", EVENTS[MODEL_LOGGER])
+    queued.close()
+    assert quiet.getvalue() == ""
+    assert json.loads(loud.getvalue())["message"] == "m"
+
+
+def test_queued_failure_is_reported_once_with_the_event_record_and_loses_nothing(
+        tmp_path: Path, channel: Callable[[str], logging.Logger]) -> None:
+    logger = channel(MODEL_LOGGER)
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the log directory should be")
+    failing = AuditFileHandler(blocker / "audit.log")
+    reported: list[tuple[logging.LogRecord, BaseException | None]] = []
+    failing.handleError = (  # type: ignore[method-assign]
+        lambda record: reported.append((record, sys.exc_info()[1])))
+    queued = _queued(failing)
+    logger.addHandler(queued)
+    assert direct_handlers(logger, CHANNEL_LEVELS[MODEL_LOGGER]) == [queued]
+
+    events.emit(MODEL_LOGGER, "first", EVENTS[MODEL_LOGGER])
+    queued.flush()
+    events.emit_many(MODEL_LOGGER, [(f"burst {i}", EVENTS[MODEL_LOGGER]) for i in range(3)])
+    queued.flush()
+    assert len(reported) == 1
+    record, error = reported[0]
+    assert isinstance(error, OSError)
+    assert record.getMessage() == "first"
+    assert record.__dict__["instance_id"] == "7"
+    assert record.levelname == "AUDIT"
+
+    blocker.unlink()
+    events.emit(MODEL_LOGGER, "after", EVENTS[MODEL_LOGGER])
+    queued.close()
+    expected = ["first", "burst 0", "burst 1", "burst 2", "after"]
+    assert [line["message"] for line in lines_of(blocker / "audit.log")] == expected
+    assert len(reported) == 1
+
+
+def test_lines_for_a_stopped_writer_are_written_by_the_caller(
+        tmp_path: Path, channel: Callable[[str], logging.Logger]) -> None:
+    logger = channel(MODEL_LOGGER)
+    path = tmp_path / "audit.log"
+    queued = _queued(AuditFileHandler(path))
+    logger.addHandler(queued)
+    assert queued.listener is not None
+    queued.listener.stop()  # as at interpreter exit, before logging.shutdown()
+    events.emit(MODEL_LOGGER, "late", EVENTS[MODEL_LOGGER])
+    events.emit_many(MODEL_LOGGER, [("later", EVENTS[MODEL_LOGGER])])
+    assert [line["message"] for line in lines_of(path)] == ["late", "later"]
+    queued.close()
+
+
+def test_a_stdlib_listener_behind_the_queue_gets_records(
+        tmp_path: Path, channel: Callable[[str], logging.Logger]) -> None:
+    # As dictConfig on 3.12+ builds it when "listener" is not ours.
+    logger = channel(MODEL_LOGGER)
+    path = tmp_path / "audit.log"
+    target = AuditFileHandler(path)
+    queued = AuditQueueHandler(queue.Queue())
+    listener = logging.handlers.QueueListener(queued.queue, target)
+    queued.listener = listener
+    listener.start()
+    logger.addHandler(queued)
+    assert direct_handlers(logger, CHANNEL_LEVELS[MODEL_LOGGER]) is None
+    events.emit(MODEL_LOGGER, "one", EVENTS[MODEL_LOGGER])
+    events.emit_many(MODEL_LOGGER, [("two", EVENTS[MODEL_LOGGER])])
+    listener.stop()
+    queued.close()  # after its listener stopped: nothing fails
+    assert [line["message"] for line in lines_of(path)] == ["one", "two"]
