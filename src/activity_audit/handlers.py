@@ -1047,9 +1047,8 @@ class AuditQueueHandler(logging.handlers.QueueHandler):
             reports the count in the log itself.
     """
 
-    listener: Any
-
     def __init__(self, queue: Any, full_policy: FullPolicy = "block") -> None:
+        self._listener: Any = None
         super().__init__(queue)
         if full_policy not in ("block", "drop"):
             raise ValueError("full_policy must be 'block' or 'drop'")
@@ -1061,6 +1060,22 @@ class AuditQueueHandler(logging.handlers.QueueHandler):
         self.unreported_drops = 0
         self._drop_lock = threading.Lock()
         _live_queue_handlers.add(self)
+
+    @property
+    def listener(self) -> Any:
+        """The writer; ours learns its source, however it was attached.
+
+        Set by :func:`make_async`, and by ``dictConfig`` itself on 3.12+ when it
+        builds this class from ``"class"``: either way the listener reports this
+        handler's drops in the log.
+        """
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener: Any) -> None:
+        self._listener = listener
+        if isinstance(listener, AuditQueueListener):
+            listener.source = self
 
     def prepare(self, record: logging.LogRecord) -> Any:
         """Format in the caller's thread and keep the line for the writer.
@@ -1187,7 +1202,6 @@ def make_async(target: logging.Handler, *, queue_size: int = DEFAULT_QUEUE_SIZE,
     handler = AuditQueueHandler(queue.Queue(queue_size), full_policy=full_policy)
     handler.setLevel(level)
     listener = AuditQueueListener(handler.queue, target, tick_interval=tick_interval)
-    listener.source = handler
     handler.listener = listener
     listener.start()
     return handler

@@ -15,7 +15,7 @@ import pytest
 import activity_audit
 from activity_audit import logconfig
 from activity_audit.events import emit
-from activity_audit.handlers import AuditFileHandler, AuditQueueHandler
+from activity_audit.handlers import AuditFileHandler, AuditQueueHandler, AuditStreamHandler
 from activity_audit.schema import LOGIN_LOGGER, MODEL_LOGGER, REQUEST_LOGGER
 
 FILE_HELPERS: list[tuple[Callable[..., dict[str, Any]], str]] = [
@@ -145,3 +145,34 @@ def test_queue_handler_class_form_on_312(tmp_path: Path, configure: Any) -> None
     handler.close()
     record = json.loads((tmp_path / "audit.log").read_text())
     assert record["request_type"] == "internal"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="dictConfig builds QueueHandlers on 3.12+")
+def test_drops_are_reported_when_dictconfig_builds_the_queue(configure: Any) -> None:
+    from tests.core.test_handlers import GatedStream, record
+
+    stream = GatedStream()
+    target = AuditStreamHandler(stream)
+    configure({
+        "version": 1, "disable_existing_loggers": False,
+        "handlers": {
+            "target": {"()": lambda: target},
+            "q": {"class": "activity_audit.handlers.AuditQueueHandler", "handlers": ["target"],
+                  "listener": "activity_audit.handlers.AuditQueueListener",
+                  "queue": {"()": "queue.Queue", "maxsize": 2}},
+        },
+        "loggers": {MODEL_LOGGER: {"handlers": ["q"], "level": "AUDIT", "propagate": False}},
+    })
+    handler = logging.getLogger(MODEL_LOGGER).handlers[0]
+    assert isinstance(handler, AuditQueueHandler)
+    handler.full_policy = "drop"  # 3.13 takes "full_policy" in the config; 3.12 does not
+    handler.listener.start()
+    for i in range(20):
+        handler.handle(record(i))
+    assert handler.dropped > 0
+    stream.gate.set()
+    handler.handle(record(20))
+    handler.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sum(line.get("dropped", 0) for line in lines) == handler.dropped
+    assert len([line for line in lines if "instance_id" in line]) + handler.dropped == 21
