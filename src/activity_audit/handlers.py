@@ -670,6 +670,9 @@ class _SharedFile:
             if self.compress:
                 try:
                     self._gzip(rotated)
+                    # Backups an earlier failure (disk full) left uncompressed.
+                    for leftover in self._uncompressed_backups():
+                        self._gzip(leftover)
                 except OSError as exc:
                     error = exc
             if self.schedule is not None:
@@ -725,6 +728,17 @@ class _SharedFile:
         )
         for entry in found[: max(len(found) - self.backup_count, 0)]:
             os.remove(os.path.join(directory, entry))
+
+    def _uncompressed_backups(self) -> list[str]:
+        """Backups of this file that are not gzipped (none when compression never failed)."""
+        directory, name = os.path.split(self.path)
+        prefix = name + "."
+        entries = set(os.listdir(directory))
+        return [
+            os.path.join(directory, entry) for entry in sorted(entries)
+            if entry.startswith(prefix) and entry[len(prefix):][:1].isdigit()
+            and not entry.endswith((".gz", ".tmp")) and entry + ".gz" not in entries
+        ]
 
     def _gzip(self, path: str) -> None:
         # Under the exclusive lock: nobody writes to the rotated file any more.

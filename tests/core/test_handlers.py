@@ -291,6 +291,11 @@ def test_failed_compression_writes_each_line_once_and_reports_once(
     for i in range(100, 200):  # the next rotations compress again, silently
         handler.handle(record(i))
     assert (tmp_path / "audit.log.1.gz").is_file()
+    # The backups the outage left uncompressed are compressed too.
+    backups = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("audit.log."))
+    numbered = [name for name in backups if name[len("audit.log."):][:1].isdigit()]
+    assert len(numbered) > 2
+    assert [name for name in numbered if not name.endswith(".gz")] == []
     assert len(handler.reported) == 1
     blocker.mkdir()  # a new burst is reported again
     for i in range(200, 300):
