@@ -1124,9 +1124,11 @@ class AuditQueueHandler(logging.handlers.QueueHandler):
             return
         except queue.Full:
             if self.full_policy == "drop":
+                # Counted in events: one queued item may carry a transaction's lines.
+                count = len(record.lines) if isinstance(record, _Lines) else 1
                 with self._drop_lock:
-                    self.dropped += 1
-                    self.unreported_drops += 1
+                    self.dropped += count
+                    self.unreported_drops += count
                 return
         while True:
             try:

@@ -443,3 +443,27 @@ def test_a_stdlib_listener_behind_the_queue_gets_records(
     listener.stop()
     queued.close()  # after its listener stopped: nothing fails
     assert [line["message"] for line in lines_of(path)] == ["one", "two"]
+
+
+def test_queued_drops_are_counted_in_events(
+        channel: Callable[[str], logging.Logger]) -> None:
+    from tests.core.test_handlers import GatedStream
+
+    logger = channel(MODEL_LOGGER)
+    stream = GatedStream()
+    queued = make_async(AuditStreamHandler(stream), queue_size=1, full_policy="drop")
+    logger.addHandler(queued)
+    assert direct_handlers(logger, CHANNEL_LEVELS[MODEL_LOGGER]) == [queued]
+    batch = [(f"m{i}", EVENTS[MODEL_LOGGER]) for i in range(5)]
+    for _ in range(6):  # the writer holds one batch at the gate, the queue one more
+        events.emit_many(MODEL_LOGGER, batch)
+    assert queued.dropped >= 5
+    assert queued.dropped % 5 == 0  # whole transactions, each event counted
+    stream.gate.set()
+    events.emit(MODEL_LOGGER, "after", EVENTS[MODEL_LOGGER])
+    queued.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sum(line.get("dropped", 0) for line in lines) == queued.dropped
+    written = [line for line in lines if line.get("model") == "Patient"]
+    assert len(written) + queued.dropped == 31
+    queued.close()
