@@ -95,13 +95,12 @@ class _Lines:
     failure must be reported (``source`` builds it).
     """
 
-    __slots__ = ("levelno", "lines", "size", "source")
+    __slots__ = ("levelno", "lines", "source")
 
     def __init__(self, lines: list[bytes], source: RecordSource, levelno: int) -> None:
         self.lines = lines
         self.source = source
         self.levelno = levelno
-        self.size = sum(map(len, lines))
 
 
 class _Coalescing(threading.local):
@@ -1006,7 +1005,8 @@ class AuditQueueListener(logging.handlers.QueueListener):
                         stop = True
                         break
                     batch.append(item)
-                    size += (item.size if type(item) is _Lines
+                    # Measured here, in the writer, not on the caller's thread.
+                    size += (sum(map(len, item.lines)) if type(item) is _Lines
                              else len(item.__dict__.get(LINE_ATTR) or ""))
             taken = len(batch) + (1 if stop else 0)
             with contextlib.suppress(Exception):

@@ -423,6 +423,17 @@ def test_queue_full_blocks_by_default_and_loses_nothing(handlers: list[logging.H
     assert handler.dropped == 0
 
 
+def assert_drops_reported(handler: Any, stream: GatedStream, total: int) -> None:
+    """Open the gate, write one more record: every drop is in the log, every event accounted."""
+    stream.gate.set()
+    handler.handle(record(total - 1))
+    handler.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sum(line.get("dropped", 0) for line in lines) == handler.dropped
+    written = [line for line in lines if "instance_id" in line]
+    assert len(written) + handler.dropped == total
+
+
 def test_drop_policy_counts_and_reports_in_the_log(handlers: list[logging.Handler]) -> None:
     stream = GatedStream()
     handler = make_async(AuditStreamHandler(stream), queue_size=2, full_policy="drop")
@@ -430,14 +441,7 @@ def test_drop_policy_counts_and_reports_in_the_log(handlers: list[logging.Handle
     for i in range(20):
         handler.handle(record(i))
     assert handler.dropped > 0
-    stream.gate.set()
-    handler.handle(record(20))
-    handler.flush()
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    reported = sum(line.get("dropped", 0) for line in lines)
-    assert reported == handler.dropped
-    written = [line for line in lines if "instance_id" in line]
-    assert len(written) + handler.dropped == 21
+    assert_drops_reported(handler, stream, total=21)
 
 
 def test_close_writes_everything_enqueued(tmp_path: Path) -> None:
