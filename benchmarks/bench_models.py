@@ -1,15 +1,19 @@
 """ORM cost of model auditing: the same project with auditing on versus off.
 
 Run:  python benchmarks/bench_models.py [--db sqlite|postgres|both] [--reps 5] [--rounds 7]
-            [--variants off,on,async]
+            [--variants off,on,async,receivers]
 
 Each repetition starts one worker process per variant, each on its own
 database, and times every case round by round with the variants taking turns
 (off on, on off, ...); a repetition's figure is the median of its rounds, and
 the variants are paired per repetition (see ``benchmarks/harness.py``). With
 auditing on, every event goes through the published LOGGING setup to real
-files; ``async`` is the same with the ``get_async_*`` handlers. The workers
-also count queries per case; the run fails if they differ.
+files; ``async`` is the same with the ``get_async_*`` handlers. ``receivers``
+is the project without the app, with a no-op receiver connected to each signal
+the app listens to, on the same models: what Django itself charges for
+signal-based capture (a delete then selects the cascaded rows instead of
+deleting them in one statement), before any auditing work. The workers also
+count queries per case; the run fails if they differ.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ def cases() -> dict[str, Case]:
     from tests.testapp.models import Clinic, Patient
 
     migrate_own_database()
+    if os.environ.get("BENCH_VARIANT") == "receivers":
+        connect_noop_receivers()
     Patient.objects.all().delete()
     clinic = Clinic.objects.create(name="Bench clinic")
 
@@ -118,6 +124,27 @@ def cases() -> dict[str, Case]:
         "bulk_update 25 rows": Case(bulk_update),
         "load 10,000 rows": Case(load, warmup=fill_for_load),
     }
+
+
+def _noop_receiver(**kwargs: object) -> None:
+    pass
+
+
+def connect_noop_receivers() -> None:
+    """A no-op receiver on each signal the app connects, for the models it would audit."""
+    from django.apps import apps
+    from django.db.models import signals
+
+    from activity_audit import diff
+
+    for model in apps.get_models():
+        if not diff.is_audited(model):
+            continue
+        signals.post_save.connect(_noop_receiver, sender=model, weak=False)
+        signals.post_delete.connect(_noop_receiver, sender=model, weak=False)
+        for field in model._meta.many_to_many:
+            signals.m2m_changed.connect(_noop_receiver, sender=field.remote_field.through,
+                                        weak=False)
 
 
 def worker_env(variant: str, db: str, scratch: str) -> dict[str, str]:

@@ -1,9 +1,15 @@
 """Request overhead of AuditLoggingMiddleware: the same project with and without it.
 
 Run:  python benchmarks/bench_requests.py [--db sqlite|postgres|both] [--reps 5] [--rounds 7]
+            [--variants off,on | none,on,v1,easyaudit,auditlog]
 
-Both variants install ``activity_audit`` (model auditing on, the published
-LOGGING setup writing real files); only the middleware differs. Requests go
+``off`` and ``on`` both install ``activity_audit`` (model auditing on, the
+published LOGGING setup writing real files); only the middleware differs.
+``none`` is the project without any audit package; against it, ``on`` is the
+whole package's cost, and ``v1`` (this package's release 1.2.7),
+``easyaudit`` and ``auditlog`` are the other packages' (see
+``benchmarks/other_packages.py``; their query counts are reported, not
+required to match). Requests go
 through Django's WSGI handler (``django.test.Client``) with a real logged-in
 session to DRF views (session authentication): a small JSON list, a JSON
 create and a PATCH. Each worker also counts the queries per case; the run
@@ -20,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import other_packages  # noqa: E402
 from benchmarks.harness import (  # noqa: E402
     Case,
     django_ab_main,
@@ -81,18 +88,30 @@ def cases() -> dict[str, Case]:
     }
 
 
+#: Variants whose query counts may differ from the baseline's.
+OTHERS = frozenset(other_packages.SPECS)
+
+
 def worker_env(variant: str, db: str, scratch: str) -> dict[str, str]:
-    """The environment of a worker of ``variant``: both variants audit models; only
-    the middleware differs (``--variants`` takes only ``off`` and ``on`` here)."""
-    if variant not in ("off", "on"):
-        raise SystemExit(f"bench_requests: unknown variant {variant!r} (off, on)")
-    return {"BENCH_VARIANT": "on", "BENCH_REQUESTS_VARIANT": variant, "BENCH_SLOT": variant,
-            "BENCH_DB": db, "BENCH_DIR": scratch}
+    """The environment of a worker of ``variant`` (``off``/``on``: only the middleware differs)."""
+    if variant in ("off", "on"):
+        settings_variant = "on"
+    elif variant == "none":
+        settings_variant = "off"
+    elif variant in OTHERS:
+        settings_variant = variant
+    else:
+        raise SystemExit(f"bench_requests: unknown variant {variant!r} "
+                         f"(off, on, none, {', '.join(sorted(OTHERS))})")
+    return {"BENCH_VARIANT": settings_variant, "BENCH_REQUESTS_VARIANT": variant,
+            "BENCH_SLOT": variant, "BENCH_DB": db, "BENCH_DIR": scratch}
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        other_packages.activate(sys.argv[2])
         serve_django_worker(cases, worker_env(*sys.argv[2:5]))
     else:
         sys.exit(django_ab_main(__file__, sys.argv[1:], title="Request auditing",
-                                unit="seconds per request, middleware off vs on"))
+                                unit="seconds per request, against the first variant",
+                                unmatched_queries=OTHERS, prepare=other_packages.install))

@@ -3,7 +3,12 @@
 Environment:
     BENCH_VARIANT  "on" (activity_audit installed, published LOGGING writing real
                    files), "async" (installed, the same LOGGING with the
-                   get_async_* handlers) or "off" (the same project without the app)
+                   get_async_* handlers), "off" (the same project without the app),
+                   "receivers" (as "off"; bench_models connects no-op receivers), or
+                   another audit package set up as its README says: "v1" (this
+                   package's release 1.2.7), "easyaudit" (django-easy-audit),
+                   "auditlog" (django-auditlog, every model registered); see
+                   ``benchmarks/other_packages.py``
     BENCH_DB       "sqlite" (a file database) or "postgres"
     BENCH_DIR      scratch directory for the SQLite file and the log files
     BENCH_SLOT     which database of its own this process uses (default: the
@@ -15,9 +20,11 @@ from __future__ import annotations
 
 import os
 
-from activity_audit import *  # noqa: F403 - the published setup
-
 VARIANT = os.environ.get("BENCH_VARIANT", "on")
+#: Variants that run another audit package instead of this one.
+OTHER_PACKAGES = ("v1", "easyaudit", "auditlog")
+if VARIANT not in OTHER_PACKAGES:
+    from activity_audit import *  # noqa: F403 - the published setup
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/activity-audit-bench")
 SLOT = os.environ.get("BENCH_SLOT", VARIANT)
 BENCH_PG_SCHEMA = f"bench_{SLOT}"
@@ -69,24 +76,31 @@ else:
 
 AUDIT_SERVICE_NAME = "bench"
 _LOG_DIR = os.path.join(BENCH_DIR, "logs")
-if VARIANT == "async":
-    _api_handler, _audit_handler = get_async_api_handler, get_async_audit_handler  # noqa: F405
+if VARIANT in OTHER_PACKAGES:
+    from benchmarks.other_packages import configure
+
+    LOGGING = configure(VARIANT, INSTALLED_APPS, MIDDLEWARE, _LOG_DIR)
+    AUDITLOG_INCLUDE_ALL_MODELS = True
 else:
-    _api_handler, _audit_handler = get_api_file_handler, get_audit_handler  # noqa: F405
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": get_json_formatter(), "verbose": get_console_formatter()},  # noqa: F405
-    "handlers": {
-        "console": {"level": "WARNING", "class": "logging.StreamHandler", "formatter": "verbose"},
-        "file": get_json_handler(level="INFO", formatter="json", log_dir=_LOG_DIR),  # noqa: F405
-        "api_file": _api_handler(log_dir=_LOG_DIR),
-        "audit_file": _audit_handler(log_dir=_LOG_DIR),
-    },
-    "root": {"level": "INFO", "handlers": ["console", "file"]},
-    "loggers": {
-        "audit.request": {"handlers": ["api_file"], "level": "API", "propagate": False},
-        "audit.model": {"handlers": ["audit_file"], "level": "AUDIT", "propagate": False},
-        "django": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
-    },
-}
+    if VARIANT == "async":
+        _api_handler, _audit_handler = get_async_api_handler, get_async_audit_handler  # noqa: F405
+    else:
+        _api_handler, _audit_handler = get_api_file_handler, get_audit_handler  # noqa: F405
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": get_json_formatter(), "verbose": get_console_formatter()},  # noqa: F405
+        "handlers": {
+            "console": {"level": "WARNING", "class": "logging.StreamHandler",
+                        "formatter": "verbose"},
+            "file": get_json_handler(level="INFO", formatter="json", log_dir=_LOG_DIR),  # noqa: F405
+            "api_file": _api_handler(log_dir=_LOG_DIR),
+            "audit_file": _audit_handler(log_dir=_LOG_DIR),
+        },
+        "root": {"level": "INFO", "handlers": ["console", "file"]},
+        "loggers": {
+            "audit.request": {"handlers": ["api_file"], "level": "API", "propagate": False},
+            "audit.model": {"handlers": ["audit_file"], "level": "AUDIT", "propagate": False},
+            "django": {"handlers": ["console", "file"], "level": "INFO", "propagate": False},
+        },
+    }
