@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 
+from benchmarks.other_packages import SPECS as OTHER_PACKAGES
+
 VARIANT = os.environ.get("BENCH_VARIANT", "on")
-#: Variants that run another audit package instead of this one.
-OTHER_PACKAGES = ("v1", "easyaudit", "auditlog")
 if VARIANT not in OTHER_PACKAGES:
     from activity_audit import *  # noqa: F403 - the published setup
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/activity-audit-bench")
@@ -80,6 +80,7 @@ if VARIANT in OTHER_PACKAGES:
     from benchmarks.other_packages import configure
 
     LOGGING = configure(VARIANT, INSTALLED_APPS, MIDDLEWARE, _LOG_DIR)
+    # Read by django-auditlog only: every model registered, as this package audits all.
     AUDITLOG_INCLUDE_ALL_MODELS = True
 else:
     if VARIANT == "async":

@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -208,6 +209,13 @@ def serve_django_worker(build: Callable[[], dict[str, Case]], env: Mapping[str, 
     with contextlib.redirect_stdout(io.StringIO()):
         cases = build()
         from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        # The debug log (which also records COMMIT and ROLLBACK, unlike an execute
+        # wrapper) keeps its last 9,000 entries by default; other packages' cases
+        # make more.
+        connection.queries_limit = sys.maxsize
+        connection.queries_log = collections.deque(maxlen=None)
     print(json.dumps(list(cases)), file=reply, flush=True)
     warmed: set[str] = set()
     for line in sys.stdin:
@@ -220,16 +228,9 @@ def serve_django_worker(build: Callable[[], dict[str, Case]], env: Mapping[str, 
                 for name, case in cases.items():
                     if case.setup is not None:
                         case.setup()
-                    executed = [0]
-
-                    def count(execute: Any, *args: Any, executed: list[int] = executed) -> Any:
-                        executed[0] += 1
-                        return execute(*args)
-
-                    # A wrapper, not the debug query log: that keeps the last 9,000 only.
-                    with connection.execute_wrapper(count):
+                    with CaptureQueriesContext(connection) as ctx:
                         case.run()
-                    counts[name] = executed[0]
+                    counts[name] = len(ctx.captured_queries)
                 answer: Any = counts
             else:
                 case = cases[command]
